@@ -1,0 +1,98 @@
+/**
+ * The one seam between generation and inference (DESIGN.md "The data path").
+ * Everything above it — the greedy loop, stop rules, timings, batching, streaming — is written
+ * once and runs on every backend.
+ */
+
+/** The serving variants the model builder makes (issue 2). */
+export type ModelVariant = 'logits' | 'last' | 'next-token' | 'kv';
+
+/** What a backend understood about its model; reported by /info and /readyz. */
+export interface BackendDescription {
+  /** 'embedded' (onnxruntime-node in-process) or 'triton' (KServe v2 over HTTP). */
+  readonly kind: 'embedded' | 'triton';
+  readonly modelName: string;
+  readonly variant: ModelVariant;
+  /** Longest sequence (prompt + generated) the model accepts: GPT-2's n_positions. */
+  readonly contextLength: number;
+  readonly vocabSize: number;
+  /** Most sequences one step() may carry; 1 when the model has no batch dimension. */
+  readonly maxBatchSize: number;
+  /** Backend-specific facts worth showing an operator (tensor names, dtypes, wire mode, URL). */
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+export interface StepRequest {
+  /** Stable handle for one generation; backends that keep a KV cache key their state by it. */
+  readonly sequenceId: number;
+  /**
+   * The whole sequence so far: prompt plus every token generated. Stateless backends send all
+   * of it; stateful ones send only the tokens they have not seen for this sequence.
+   */
+  readonly tokens: readonly number[];
+}
+
+export interface StepResult {
+  /** Greedy (argmax) next token. */
+  readonly tokenId: number;
+  /** Natural-log probability of tokenId under the model's softmax at the last position. */
+  readonly logprob: number;
+}
+
+export interface Readiness {
+  readonly ready: boolean;
+  /** Why not ready, in words an operator can act on. */
+  readonly reason?: string;
+}
+
+export interface Backend {
+  /** Valid once init() has resolved. */
+  readonly description: BackendDescription;
+  /** Load or connect and learn the model; rejects with a clear message when it cannot serve. */
+  init(): Promise<void>;
+  /** Cheap and synchronous: /readyz calls it on every probe. */
+  readiness(): Readiness;
+  /**
+   * One greedy step for each sequence in the batch (batch.length <= maxBatchSize).
+   * Results are in the order of the batch. Rejects with a BackendError on failure.
+   */
+  step(batch: readonly StepRequest[], signal?: AbortSignal): Promise<StepResult[]>;
+  /** Forget a sequence (free its KV cache, end its Triton sequence). Called exactly once per
+   * sequence that was stepped, on completion, cancellation and error alike. Never rejects. */
+  release(sequenceId: number): Promise<void>;
+  /** Release every resource; after it, step() rejects. */
+  close(): Promise<void>;
+}
+
+/**
+ * Stable reasons a backend fails. The HTTP layer maps these to statuses in exactly one place
+ * (CONVENTIONS.md 6); backends map their transport's errors onto them, handlers never see
+ * transport errors.
+ */
+export type BackendErrorCode =
+  /** Could not reach the model server (refused, reset before sending, DNS, breaker open). */
+  | 'BACKEND_UNAVAILABLE'
+  /** Connect, headers or body timeout. */
+  | 'BACKEND_TIMEOUT'
+  /** The model server answered with an error body or a non-2xx status. */
+  | 'BACKEND_ERROR'
+  /** The answer could not be understood (malformed JSON, wrong binary lengths, wrong shapes). */
+  | 'BACKEND_BAD_RESPONSE'
+  /** The model server says it is overloaded (its queue is full). */
+  | 'BACKEND_OVERLOADED'
+  /** The backend is closed or not initialised. */
+  | 'BACKEND_NOT_READY';
+
+export class BackendError extends Error {
+  override readonly name = 'BackendError';
+  constructor(
+    readonly code: BackendErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+  /** For BACKEND_OVERLOADED / BACKEND_UNAVAILABLE: when the client may try again. */
+  readonly retryAfterSeconds: number | undefined;
+}
