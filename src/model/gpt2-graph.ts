@@ -492,18 +492,22 @@ function fusedLayers(c: LayerContext): LayersResult {
   return { hidden: normed, presents };
 }
 
-/** GPT-2's "gelu_new": 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+/**
+ * GPT-2's "gelu_new": x·0.5·(1 + tanh(√(2/π)·(x + 0.044715·x³))), spelled the way onnxruntime's
+ * FastGeluFusion recognises it (Pow, then x·0.5 times the bracket), so the standard graph gets a
+ * fused FastGelu at session start without the file leaving standard operators.
+ */
 function gelu(g: GraphBuilder, x: string, prefix: string): string {
-  const x3 = g.op1('Mul', [g.op1('Mul', [x, x], {}, prefix), x], {}, prefix);
+  const cube = g.op1('Pow', [x, g.float(3)], {}, prefix);
   const inner = g.op1(
     'Mul',
     [
-      g.op1('Add', [x, g.op1('Mul', [x3, g.float(0.044715)], {}, prefix)], {}, prefix),
+      g.op1('Add', [x, g.op1('Mul', [cube, g.float(0.044715)], {}, prefix)], {}, prefix),
       g.float(Math.sqrt(2 / Math.PI)),
     ],
     {},
     prefix,
   );
-  const t = g.op1('Add', [g.op1('Tanh', [inner], {}, prefix), g.float(1)], {}, prefix);
-  return g.op1('Mul', [g.op1('Mul', [x, t], {}, prefix), g.float(0.5)], {}, prefix);
+  const bracket = g.op1('Add', [g.op1('Tanh', [inner], {}, prefix), g.float(1)], {}, prefix);
+  return g.op1('Mul', [g.op1('Mul', [x, g.float(0.5)], {}, prefix), bracket], {}, prefix);
 }
