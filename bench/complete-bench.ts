@@ -27,12 +27,13 @@ const PROMPT = 'I love Artificial Intelligence';
 const DEFAULT_NEW_TOKENS = 32;
 const CONCURRENCY = [1, 4, 16];
 
-const HELP = `Usage: npm run bench -- [--tokens N] [--repo DIR]
+const HELP = `Usage: npm run bench -- [--tokens N] [--repo DIR] [--fused]
 
 Benchmarks POST /complete on the embedded backend against a bare onnxruntime-node greedy loop on
 the same model (<repo>/${DEFAULT_MODEL_NAME}, built once if missing).
   --tokens N   tokens generated per request (default ${DEFAULT_NEW_TOKENS})
   --repo DIR   model repository (default ./models)
+  --fused      use the graph with onnxruntime's fused operators (${DEFAULT_MODEL_NAME}-fused)
 `;
 
 interface Completion {
@@ -61,6 +62,7 @@ async function main(): Promise<number> {
     options: {
       tokens: { type: 'string', default: String(DEFAULT_NEW_TOKENS) },
       repo: { type: 'string', default: './models' },
+      fused: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -74,8 +76,9 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = pino({ level: 'info' });
-  const modelFile = join(values.repo, DEFAULT_MODEL_NAME, '1', 'model.onnx');
-  await ensureDefaultModel(values.repo, modelFile, log);
+  const modelName = values.fused ? `${DEFAULT_MODEL_NAME}-fused` : DEFAULT_MODEL_NAME;
+  const modelFile = join(values.repo, modelName, '1', 'model.onnx');
+  await ensureDefaultModel(values.repo, modelFile, log, { name: modelName, fused: values.fused });
   const prompt = loadGpt2Tokenizer().encode(PROMPT);
   const g = NAMED_CONFIGS.gpt2;
   const shape = {
@@ -109,7 +112,7 @@ async function main(): Promise<number> {
   const gateway: GatewayRow[] = [];
   let gatewayTokens: number[] = [];
   for (const batchDecode of [true, false]) {
-    const backend = new EmbeddedBackend({ modelFile, modelName: DEFAULT_MODEL_NAME, batchDecode });
+    const backend = new EmbeddedBackend({ modelFile, modelName, batchDecode });
     await backend.init();
     const config = loadConfig({
       RATE_LIMIT_MAX: '0',
@@ -192,7 +195,7 @@ async function main(): Promise<number> {
     when: new Date().toISOString(),
     machine: `${cpus().length} CPUs, ${cpus()[0]?.model ?? 'unknown'}`,
     runtime: `node ${process.version}, onnxruntime-node ${ort.env.versions.common}`,
-    model: `${DEFAULT_MODEL_NAME} (gpt2 architecture, 124M, random weights, fp32, kv)`,
+    model: `${modelName} (gpt2 architecture, 124M, random weights, fp32, kv${values.fused ? ', fused operators' : ''})`,
     prompt: PROMPT,
     newTokens,
     sameTokensAsFloor: JSON.stringify(floorTokens) === JSON.stringify(gatewayTokens),

@@ -17,8 +17,9 @@ import { testConfig } from '../../support/app.js';
 
 /** Wide weights make logits far from uniform, so no argmax is a near-tie. */
 const WEIGHTS = { kind: 'random', seed: 7, std: 0.2 } as const;
-const BUILDS: [string, ModelVariant, boolean][] = [
+const BUILDS: [string, ModelVariant, boolean, boolean?][] = [
   ['kv', 'kv', false],
+  ['kv-fused', 'kv', false, true],
   ['logits', 'logits', false],
   ['last', 'last', false],
   ['next-token', 'next-token', false],
