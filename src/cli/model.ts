@@ -65,8 +65,9 @@ Model:
   --seed-signature       logits only: the notebook's interface (input_ids:0, attention_mask:0
                          INT32; outputs past_key_values and logits)
   --fused                use onnxruntime's fused operators (MultiHeadAttention, SkipLayerNorm,
-                         FastGelu): same interface, faster on onnxruntime, not portable to
-                         other runtimes (the default is the standard-operator graph)
+                         FastGelu): same interface, onnxruntime only. On CPU it is no faster
+                         than the standard graph, which onnxruntime fuses itself (bench:kv);
+                         meant for GPU trials. Default: the standard-operator graph.
 
 Output (default: a Triton model repository entry):
   --repo DIR             model repository (default: ${DEFAULT_REPOSITORY})
