@@ -68,6 +68,9 @@ Model:
                          FastGelu): same interface, onnxruntime only. On CPU it is no faster
                          than the standard graph, which onnxruntime fuses itself (bench:kv);
                          meant for GPU trials. Default: the standard-operator graph.
+  --quantize int8        block-wise int8 weights in the transformer blocks (onnxruntime
+                         MatMulNBits): a quarter of the bytes per step on CPU; logits
+                         are approximate (int8 activations too). LM head and embeddings stay fp32
 
 Output (default: a Triton model repository entry):
   --repo DIR             model repository (default: ${DEFAULT_REPOSITORY})
@@ -158,7 +161,7 @@ function mb(bytes: number): string {
 }
 
 function describeBuild(r: BuildReport, where: string): string {
-  return `wrote ${where}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fused ? ' (fused)' : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
+  return `wrote ${where}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fused ? ' (fused)' : ''}${r.quantize ? ` (${r.quantize})` : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
 }
 
 async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
@@ -211,6 +214,7 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
       variant: { type: 'string' },
       'seed-signature': { type: 'boolean' },
       fused: { type: 'boolean' },
+      quantize: { type: 'string' },
       repo: { type: 'string' },
       name: { type: 'string' },
       instance: { type: 'string' },
@@ -264,7 +268,13 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
   }
   const fused = values.fused === true;
   if (seedSignature && fused) throw new UsageError('--seed-signature and --fused do not combine');
-  const opts = { config, weights, variant, seedSignature, fused };
+  if (values.quantize !== undefined && values.quantize !== 'int8') {
+    throw new UsageError(`--quantize must be int8 (got '${values.quantize}')`);
+  }
+  const quantize = values.quantize === 'int8' ? ('int8' as const) : undefined;
+  if (seedSignature && quantize)
+    throw new UsageError('--seed-signature and --quantize do not combine');
+  const opts = { config, weights, variant, seedSignature, fused, quantize };
 
   if (layout === 'transformers-js') {
     if (values.out === undefined) throw new UsageError('--layout transformers-js needs --out DIR');

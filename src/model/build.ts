@@ -31,6 +31,8 @@ export interface BuildOptions {
   seedSignature?: boolean;
   /** onnxruntime fused operators (com.microsoft); the default standard graph runs anywhere. */
   fused?: boolean;
+  /** Block-wise int8 weights in the transformer blocks (onnxruntime MatMulNBits); opt-in. */
+  quantize?: 'int8';
 }
 
 export interface BuildReport {
@@ -38,6 +40,7 @@ export interface BuildReport {
   variant: ModelVariant;
   seedSignature: boolean;
   fused: boolean;
+  quantize: 'int8' | undefined;
   /** Parameters stored (tied LM head counted once): 124,439,808 for `gpt2`. */
   parameters: number;
   bytes: number;
@@ -73,13 +76,14 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
       variant: opts.variant,
       seedSignature: opts.seedSignature ?? false,
       fused: opts.fused ?? false,
+      quantize: opts.quantize,
       weightProducer: (spec) => (emit) => weights.stream(spec, emit),
     });
     const model = modelProto({
       irVersion: IR_VERSION,
       opsets: [
         { domain: '', version: OPSET_VERSION },
-        ...(opts.fused ? [{ domain: CONTRIB_DOMAIN, version: 1 }] : []),
+        ...(opts.fused || opts.quantize ? [{ domain: CONTRIB_DOMAIN, version: 1 }] : []),
       ],
       producerName: 'gpt2-gateway',
       producerVersion: VERSION,
@@ -87,6 +91,7 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
       metadata: {
         'gpt2.variant': opts.variant,
         'gpt2.graph': opts.fused ? 'fused' : 'standard',
+        'gpt2.weights_dtype': opts.quantize ?? 'float32',
         'gpt2.weights': weights.description,
         'gpt2.n_layer': String(opts.config.nLayer),
         'gpt2.n_head': String(opts.config.nHead),
@@ -114,6 +119,7 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
       variant: opts.variant,
       seedSignature: opts.seedSignature ?? false,
       fused: opts.fused ?? false,
+      quantize: opts.quantize,
       parameters: parameterCount(opts.config),
       bytes,
       weights: weights.description,

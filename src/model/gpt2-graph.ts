@@ -27,6 +27,7 @@ import {
   valueInfoProto,
 } from './onnx-proto.js';
 import { type Producer, ProtoMessage } from './protobuf.js';
+import { QUANT_BLOCK, type QuantizedMatrix, quantizeInt8 } from './quantize.js';
 import { elementCount, type WeightSpec, weightSpecs } from './weights.js';
 
 /**
@@ -37,8 +38,11 @@ import { elementCount, type WeightSpec, weightSpecs } from './weights.js';
  */
 export const OPSET_VERSION = 13;
 export const IR_VERSION = 7;
-/** onnxruntime's contrib operator domain, used by --fused graphs. */
+/** onnxruntime's contrib operator domain, used by --fused and --quantize graphs. */
 export const CONTRIB_DOMAIN = 'com.microsoft';
+/** MatMulNBits accuracy_level 4: int8 activations too, the fast CPU path (level 0 dequantizes to
+ * float per call and was ~50× slower in a micro-benchmark on onnxruntime-node 1.30). */
+const INT8_ACCURACY_LEVEL = 4;
 /** Added to the scores of masked keys; finite so that a fully masked row never yields NaN. */
 const MASK_VALUE = -1e9;
 
@@ -53,6 +57,8 @@ export interface GraphOptions {
   seedSignature: boolean;
   /** Use onnxruntime's com.microsoft fused operators (see fusedLayers). */
   fused?: boolean;
+  /** Block-wise int8 weights for the transformer blocks' matrices (MatMulNBits, onnxruntime). */
+  quantize?: 'int8';
   /** Streams a weight's float32 bytes into the file. */
   weightProducer: (spec: WeightSpec) => Producer;
 }
@@ -129,6 +135,42 @@ class GraphBuilder {
     return spec.name;
   }
 
+  /**
+   * An int8 MatMulNBits weight and its scales, from a float Conv1D weight [K, N]. The float matrix
+   * is gathered once (at most 9.4 MB for gpt2) when the first of the two is written, quantized,
+   * and dropped after the second.
+   */
+  quantizedWeight(spec: WeightSpec, produce: Producer): { q: string; scales: string } {
+    const [k, n] = spec.shape as [number, number];
+    let cached: QuantizedMatrix | undefined;
+    const compute = async (): Promise<QuantizedMatrix> => {
+      if (cached === undefined) {
+        const bytes = new Uint8Array(k * n * 4);
+        let at = 0;
+        await produce(async (chunk) => {
+          bytes.set(chunk, at);
+          at += chunk.length;
+        });
+        cached = quantizeInt8(new Float32Array(bytes.buffer), k, n);
+      }
+      return cached;
+    };
+    const blocks = k / QUANT_BLOCK;
+    const q = `${spec.name}.int8`;
+    const scales = `${spec.name}.scales`;
+    this.initializers.push(
+      tensorProto(q, OnnxType.UINT8, [n, blocks, QUANT_BLOCK], n * k, async (emit) => {
+        await emit((await compute()).q);
+      }),
+      tensorProto(scales, OnnxType.FLOAT, [n * blocks], n * blocks * 4, async (emit) => {
+        const m = await compute();
+        await emit(new Uint8Array(m.scales.buffer));
+        cached = undefined;
+      }),
+    );
+    return { q, scales };
+  }
+
   input(name: string, type: number, shape: readonly Dim[]): string {
     this.inputs.push(valueInfoProto(name, type, shape));
     return name;
@@ -156,8 +198,10 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
   if (seedSignature && variant !== 'logits') {
     throw new Error('--seed-signature applies to the logits variant only');
   }
-  if (seedSignature && opts.fused) {
-    throw new Error('--seed-signature reproduces the notebook’s plain graph; it cannot be --fused');
+  if (seedSignature && (opts.fused || opts.quantize)) {
+    throw new Error(
+      '--seed-signature reproduces the notebook’s plain graph; it cannot be --fused or quantized',
+    );
   }
   const g = new GraphBuilder();
   const e = config.nEmbd;
@@ -227,7 +271,21 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
     g.op1('Gather', [w('wpe.weight'), positionIds], { axis: 0 }),
   ]);
 
-  const layers: LayerContext = { g, w, config, past, attnBias, h };
+  const mm = (x: string, weightName: string, prefix: string): string => {
+    const spec = specs.get(weightName);
+    if (spec === undefined) throw new Error(`internal: no weight ${weightName}`);
+    if (opts.quantize !== 'int8') return g.op1('MatMul', [x, w(weightName)], {}, prefix);
+    const [k, n] = spec.shape as [number, number];
+    const { q, scales } = g.quantizedWeight(spec, opts.weightProducer(spec));
+    return g.op1(
+      'MatMulNBits',
+      [x, q, scales],
+      { K: k, N: n, bits: 8, block_size: QUANT_BLOCK, accuracy_level: INT8_ACCURACY_LEVEL },
+      prefix,
+      CONTRIB_DOMAIN,
+    );
+  };
+  const layers: LayerContext = { g, w, mm, config, past, attnBias, h };
   const { hidden: hf, presents } =
     opts.fused === true ? fusedLayers(layers) : standardLayers(layers);
 
@@ -286,13 +344,15 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
     }
   }
   return g.graph(
-    `gpt2-${variant}${seedSignature ? '-seed-signature' : ''}${opts.fused ? '-fused' : ''}`,
+    `gpt2-${variant}${seedSignature ? '-seed-signature' : ''}${opts.fused ? '-fused' : ''}${opts.quantize ? `-${opts.quantize}` : ''}`,
   );
 }
 
 interface LayerContext {
   g: GraphBuilder;
   w: (name: string) => string;
+  /** x · W for a Conv1D weight W [in, out]: MatMul, or MatMulNBits on int8 weights. */
+  mm: (x: string, weightName: string, prefix: string) => string;
   config: Gpt2Config;
   past: readonly { key: string; value: string }[];
   /** Additive attention bias [batch, 1, seq, total]. */
@@ -309,7 +369,7 @@ interface LayersResult {
 
 /** The transformer blocks in standard opset-17 operators (transformers.js runs these too). */
 function standardLayers(c: LayerContext): LayersResult {
-  const { g, w, config, past, attnBias } = c;
+  const { g, w, mm, config, past, attnBias } = c;
   let h = c.h;
   const e = config.nEmbd;
   const nHead = config.nHead;
@@ -325,7 +385,7 @@ function standardLayers(c: LayerContext): LayersResult {
     const ln1 = layerNorm(g, h, w(`${p}ln_1.weight`), w(`${p}ln_1.bias`), config, pre);
     const qkv = g.op1(
       'Add',
-      [g.op1('MatMul', [ln1, w(`${p}attn.c_attn.weight`)], {}, pre), w(`${p}attn.c_attn.bias`)],
+      [mm(ln1, `${p}attn.c_attn.weight`, pre), w(`${p}attn.c_attn.bias`)],
       {},
       pre,
     );
@@ -364,12 +424,7 @@ function standardLayers(c: LayerContext): LayersResult {
     const attnOut = g.op1(
       'Add',
       [
-        g.op1(
-          'MatMul',
-          [g.op1('Reshape', [ctx, mergeShape], {}, pre), w(`${p}attn.c_proj.weight`)],
-          {},
-          pre,
-        ),
+        mm(g.op1('Reshape', [ctx, mergeShape], {}, pre), `${p}attn.c_proj.weight`, pre),
         w(`${p}attn.c_proj.bias`),
       ],
       {},
@@ -378,16 +433,11 @@ function standardLayers(c: LayerContext): LayersResult {
     h = g.op1('Add', [h, attnOut], {}, pre);
 
     const ln2 = layerNorm(g, h, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`), config, pre);
-    const fc = g.op1(
-      'Add',
-      [g.op1('MatMul', [ln2, w(`${p}mlp.c_fc.weight`)], {}, pre), w(`${p}mlp.c_fc.bias`)],
-      {},
-      pre,
-    );
+    const fc = g.op1('Add', [mm(ln2, `${p}mlp.c_fc.weight`, pre), w(`${p}mlp.c_fc.bias`)], {}, pre);
     const act = gelu(g, fc, pre);
     const mlpOut = g.op1(
       'Add',
-      [g.op1('MatMul', [act, w(`${p}mlp.c_proj.weight`)], {}, pre), w(`${p}mlp.c_proj.bias`)],
+      [mm(act, `${p}mlp.c_proj.weight`, pre), w(`${p}mlp.c_proj.bias`)],
       {},
       pre,
     );
@@ -405,7 +455,7 @@ function standardLayers(c: LayerContext): LayersResult {
  * fuses the standard graph and decode is weight-bandwidth bound); kept opt-in for GPU trials.
  */
 function fusedLayers(c: LayerContext): LayersResult {
-  const { g, w, config, past, attnBias } = c;
+  const { g, w, mm, config, past, attnBias } = c;
   const e = config.nEmbd;
   const ms = CONTRIB_DOMAIN;
   const eps = { float: config.layerNormEpsilon };
@@ -415,7 +465,7 @@ function fusedLayers(c: LayerContext): LayersResult {
   for (let i = 0; i < config.nLayer; i++) {
     const p = `h.${i}.`;
     const pre = `/h.${i}`;
-    const qkv = g.op1('MatMul', [normed, w(`${p}attn.c_attn.weight`)], {}, pre);
+    const qkv = mm(normed, `${p}attn.c_attn.weight`, pre);
     const [q, k, v] = g.op('Split', [qkv, g.int64s([e, e, e])], { axis: 2 }, 3, pre) as [
       string,
       string,
@@ -441,7 +491,7 @@ function fusedLayers(c: LayerContext): LayersResult {
       ms,
     );
     if (pastI !== undefined) presents.push({ key: attn[1]!, value: attn[2]! });
-    const proj = g.op1('MatMul', [attn[0]!, w(`${p}attn.c_proj.weight`)], {}, pre);
+    const proj = mm(attn[0]!, `${p}attn.c_proj.weight`, pre);
     // output 0: LN(proj + bias + residual) = ln_2 input; output 3: the new residual stream.
     const skip1 = g.op(
       'SkipLayerNormalization',
@@ -451,9 +501,9 @@ function fusedLayers(c: LayerContext): LayersResult {
       pre,
       ms,
     );
-    const fc = g.op1('MatMul', [skip1[0]!, w(`${p}mlp.c_fc.weight`)], {}, pre);
+    const fc = mm(skip1[0]!, `${p}mlp.c_fc.weight`, pre);
     const act = g.op1('FastGelu', [fc, w(`${p}mlp.c_fc.bias`)], {}, pre, ms);
-    const mlp = g.op1('MatMul', [act, w(`${p}mlp.c_proj.weight`)], {}, pre);
+    const mlp = mm(act, `${p}mlp.c_proj.weight`, pre);
     const last = i === config.nLayer - 1;
     const skip2 = g.op(
       'SkipLayerNormalization',

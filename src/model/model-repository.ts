@@ -164,6 +164,7 @@ export async function writeModelRepository(
       variant: opts.variant,
       seedSignature,
       fused: opts.fused,
+      quantize: opts.quantize,
     },
     modelFile,
   );
