@@ -161,7 +161,7 @@ function mb(bytes: number): string {
 }
 
 function describeBuild(r: BuildReport, where: string): string {
-  return `wrote ${where}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fused ? ' (fused)' : ''}${r.quantize ? ` (${r.quantize})` : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
+  return `wrote ${where}${r.dataFile ? ` (weights in ${basename(r.dataFile)})` : ''}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fused ? ' (fused)' : ''}${r.quantize ? ` (${r.quantize})` : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
 }
 
 async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
@@ -325,15 +325,13 @@ async function inspect(argv: string[], io: CommandIo): Promise<number> {
   if (info.isDirectory()) {
     // A Triton model directory (1/model.onnx) or a transformers.js one (onnx/model.onnx).
     const candidates = [join(path, '1', 'model.onnx'), join(path, 'onnx', 'model.onnx')];
-    const found = [];
-    for (const c of candidates)
-      if (
-        await stat(c).then(
-          () => true,
-          () => false,
-        )
-      )
-        found.push(c);
+    const found: string[] = [];
+    for (const c of candidates) {
+      const st = await stat(c).catch(() => undefined);
+      // 1/model.onnx may be a directory (a model with external data, Triton's layout).
+      if (st?.isDirectory()) found.push(join(c, 'model.onnx'));
+      else if (st !== undefined) found.push(c);
+    }
     if (found[0] === undefined) {
       throw new Error(`${path} holds no model (looked for 1/model.onnx and onnx/model.onnx)`);
     }

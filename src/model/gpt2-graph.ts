@@ -20,6 +20,7 @@ import type { Gpt2Config } from './configs.js';
 import {
   type AttributeValue,
   type Dim,
+  externalTensorProto,
   nodeProto,
   OnnxType,
   smallTensorProto,
@@ -59,11 +60,23 @@ export interface GraphOptions {
   fused?: boolean;
   /** Block-wise int8 weights for the transformer blocks' matrices (MatMulNBits, onnxruntime). */
   quantize?: 'int8';
+  /** When set, weights go to this external data file instead of the model file. */
+  externalData?: ExternalData;
   /** Streams a weight's float32 bytes into the file. */
   weightProducer: (spec: WeightSpec) => Producer;
 }
 
+/** The external data file's contents, in order: filled while the graph is built. */
+export interface ExternalData {
+  /** File name relative to the model file, e.g. `model.onnx_data`. */
+  location: string;
+  chunks: { length: number; produce: Producer }[];
+  bytes: number;
+}
+
 class GraphBuilder {
+  constructor(private readonly external: ExternalData | undefined) {}
+
   readonly nodes: ProtoMessage[] = [];
   readonly initializers: ProtoMessage[] = [];
   readonly inputs: ProtoMessage[] = [];
@@ -131,8 +144,26 @@ class GraphBuilder {
 
   weight(spec: WeightSpec, produce: Producer): string {
     const count = elementCount(spec.shape);
-    this.initializers.push(tensorProto(spec.name, OnnxType.FLOAT, spec.shape, count * 4, produce));
+    this.bulk(spec.name, OnnxType.FLOAT, spec.shape, count * 4, produce);
     return spec.name;
+  }
+
+  /** A large initializer: inline (streamed into the model file) or in the external data file. */
+  private bulk(
+    name: string,
+    type: number,
+    dims: readonly number[],
+    length: number,
+    produce: Producer,
+  ): void {
+    const ext = this.external;
+    if (ext === undefined) {
+      this.initializers.push(tensorProto(name, type, dims, length, produce));
+      return;
+    }
+    this.initializers.push(externalTensorProto(name, type, dims, ext.location, ext.bytes, length));
+    ext.chunks.push({ length, produce });
+    ext.bytes += length;
   }
 
   /**
@@ -158,16 +189,14 @@ class GraphBuilder {
     const blocks = k / QUANT_BLOCK;
     const q = `${spec.name}.int8`;
     const scales = `${spec.name}.scales`;
-    this.initializers.push(
-      tensorProto(q, OnnxType.UINT8, [n, blocks, QUANT_BLOCK], n * k, async (emit) => {
-        await emit((await compute()).q);
-      }),
-      tensorProto(scales, OnnxType.FLOAT, [n * blocks], n * blocks * 4, async (emit) => {
-        const m = await compute();
-        await emit(new Uint8Array(m.scales.buffer));
-        cached = undefined;
-      }),
-    );
+    this.bulk(q, OnnxType.UINT8, [n, blocks, QUANT_BLOCK], n * k, async (emit) => {
+      await emit((await compute()).q);
+    });
+    this.bulk(scales, OnnxType.FLOAT, [n * blocks], n * blocks * 4, async (emit) => {
+      const m = await compute();
+      await emit(new Uint8Array(m.scales.buffer));
+      cached = undefined;
+    });
     return { q, scales };
   }
 
@@ -203,7 +232,7 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
       '--seed-signature reproduces the notebook’s plain graph; it cannot be --fused or quantized',
     );
   }
-  const g = new GraphBuilder();
+  const g = new GraphBuilder(opts.externalData);
   const e = config.nEmbd;
   const nHead = config.nHead;
   const headDim = e / nHead;
