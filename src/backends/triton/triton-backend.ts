@@ -95,6 +95,8 @@ export interface TritonBackendOptions {
   readonly logger?: Logger;
   /** Another readiness condition (SeldonDeployment status), ANDed with the upstream's. */
   readonly gate?: () => Readiness;
+  /** Called once by close() (stops the SeldonDeployment watch). */
+  readonly onClose?: () => void;
   readonly now?: () => number;
 }
 
@@ -306,6 +308,7 @@ export class TritonBackend implements Backend {
     await Promise.all(open.map((id) => this.release(id)));
     this.#closed = true;
     clearInterval(this.#healthTimer);
+    this.#o.onClose?.();
     if (this.#ownsPool) await this.#pool.close();
   }
 
