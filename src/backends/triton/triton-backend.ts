@@ -45,8 +45,8 @@ import {
   type StepRequest,
   type StepResult,
 } from '../backend.js';
+import { greedyFromLogits } from '../embedded/greedy.js';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { greedyFromLogits } from './greedy.js';
 import { UpstreamClient } from './upstream-client.js';
 import { UpstreamErrorBody } from './upstream-errors.js';
 import { UpstreamMetrics } from './upstream-metrics.js';
