@@ -64,6 +64,9 @@ Model:
   --variant V            ${VARIANTS.join(' | ')} (default: ${DEFAULT_VARIANT})
   --seed-signature       logits only: the notebook's interface (input_ids:0, attention_mask:0
                          INT32; outputs past_key_values and logits)
+  --fused                use onnxruntime's fused operators (MultiHeadAttention, SkipLayerNorm,
+                         FastGelu): same interface, faster on onnxruntime, not portable to
+                         other runtimes (the default is the standard-operator graph)
 
 Output (default: a Triton model repository entry):
   --repo DIR             model repository (default: ${DEFAULT_REPOSITORY})
@@ -154,7 +157,7 @@ function mb(bytes: number): string {
 }
 
 function describeBuild(r: BuildReport, where: string): string {
-  return `wrote ${where}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
+  return `wrote ${where}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fused ? ' (fused)' : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
 }
 
 async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
@@ -206,6 +209,7 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
       seed: { type: 'string' },
       variant: { type: 'string' },
       'seed-signature': { type: 'boolean' },
+      fused: { type: 'boolean' },
       repo: { type: 'string' },
       name: { type: 'string' },
       instance: { type: 'string' },
@@ -257,7 +261,9 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
     });
     weights = { kind: 'safetensors', file };
   }
-  const opts = { config, weights, variant, seedSignature };
+  const fused = values.fused === true;
+  if (seedSignature && fused) throw new UsageError('--seed-signature and --fused do not combine');
+  const opts = { config, weights, variant, seedSignature, fused };
 
   if (layout === 'transformers-js') {
     if (values.out === undefined) throw new UsageError('--layout transformers-js needs --out DIR');
