@@ -208,7 +208,12 @@ export class TritonBackend implements Backend {
       'model config',
       modelConfigFromJson,
     );
-    const server = await this.#optional('health', '/v2', 'server metadata', parseServerMetadata);
+    const server = await this.#optional(
+      'server_metadata',
+      '/v2',
+      'server metadata',
+      parseServerMetadata,
+    );
     this.#plan = this.#understand(metadata, config, server?.version);
     const p = this.#plan;
     this.#description = Object.freeze({
@@ -293,6 +298,7 @@ export class TritonBackend implements Backend {
         this.#kvInputs(plan, [seq.lastToken], seq.seen),
         this.#kvParameters(seq, false, true),
         undefined,
+        'sequence_end',
       );
     } catch (err) {
       this.#log.debug(
@@ -374,7 +380,7 @@ export class TritonBackend implements Backend {
 
   /** GET /config and /v2 are not routed by the Seldon executor (§7.6): their absence is normal. */
   async #optional<T>(
-    endpoint: 'config' | 'health',
+    endpoint: 'config' | 'server_metadata',
     path: string,
     what: string,
     parse: (v: unknown) => T,
@@ -531,6 +537,7 @@ export class TritonBackend implements Backend {
     inputs: Tensor[],
     parameters: Parameters | undefined,
     signal: AbortSignal | undefined,
+    endpoint: 'infer' | 'sequence_end' = 'infer',
   ): Promise<ReadonlyMap<string, Tensor>> {
     const binary = this.#o.wire === 'binary';
     const { body, headerLength } = encodeInferRequest({
@@ -548,7 +555,7 @@ export class TritonBackend implements Backend {
     let res: Awaited<ReturnType<UpstreamClient['expectOk']>>;
     try {
       res = await this.#client.expectOk({
-        endpoint: 'infer',
+        endpoint,
         method: 'POST',
         path: `${this.#modelPath}/infer`,
         body,
