@@ -120,6 +120,7 @@ describe('gateway → model-server over real HTTP', () => {
           }
           if (model.variant === 'kv') {
             // Every sequence was ended (sequence_end), none left to idle reaping.
+            await backend.settled();
             assert.equal(server.models.get(model.name)?.openSequences, 0);
           }
         } finally {

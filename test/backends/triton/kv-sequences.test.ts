@@ -47,6 +47,7 @@ describe('kv sequences on the model server', () => {
     await backend.step([{ sequenceId: 1, tokens }]);
     assert.equal(open(), 1);
     await backend.release(1);
+    await backend.settled();
     assert.equal(open(), 0);
   });
 
@@ -60,6 +61,7 @@ describe('kv sequences on the model server', () => {
     );
     assert.equal(open(), 1);
     await backend.release(2);
+    await backend.settled();
     assert.equal(open(), 0);
   });
 
@@ -70,6 +72,7 @@ describe('kv sequences on the model server', () => {
       (e: unknown) => e instanceof BackendError && e.code === 'BACKEND_ERROR',
     );
     await backend.release(3);
+    await backend.settled();
     assert.equal(open(), 0);
   });
 
