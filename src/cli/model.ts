@@ -14,7 +14,7 @@ import {
 } from '../model/build.js';
 import { type Gpt2Config, isNamedConfig, NAMED_CONFIGS, parseHfConfig } from '../model/configs.js';
 import { DEFAULT_ENDPOINT, DEFAULT_FILES, DEFAULT_REVISION, pullModel } from '../model/hub.js';
-import { readModelSummary } from '../model/metadata.js';
+import { readModelSummary, tritonView } from '../model/metadata.js';
 import { writeModelRepository } from '../model/model-repository.js';
 import { understandSignature } from '../model/signature.js';
 import { writeTransformersJsLayout } from '../model/transformers-js-layout.js';
@@ -65,8 +65,9 @@ Model:
   --seed-signature       logits only: the notebook's interface (input_ids:0, attention_mask:0
                          INT32; outputs past_key_values and logits)
   --fused                use onnxruntime's fused operators (MultiHeadAttention, SkipLayerNorm,
-                         FastGelu): same interface, faster on onnxruntime, not portable to
-                         other runtimes (the default is the standard-operator graph)
+                         FastGelu): same interface, onnxruntime only. On CPU it is no faster
+                         than the standard graph, which onnxruntime fuses itself (bench:kv);
+                         meant for GPU trials. Default: the standard-operator graph.
 
 Output (default: a Triton model repository entry):
   --repo DIR             model repository (default: ${DEFAULT_REPOSITORY})
@@ -320,6 +321,15 @@ async function inspect(argv: string[], io: CommandIo): Promise<number> {
   }
   name ??= basename(file).replace(/\.onnx$/, '');
   const summary = await readModelSummary(file, name);
+  // A repository entry is served per its config.pbtxt: implicit-state tensors disappear.
+  const configText = info.isDirectory()
+    ? await readFile(join(path, 'config.pbtxt'), 'utf8').catch(() => undefined)
+    : undefined;
+  const served =
+    configText === undefined ? summary.metadata : tritonView(summary.metadata, configText);
+  const hidesState =
+    served.inputs.length !== summary.metadata.inputs.length ||
+    served.outputs.length !== summary.metadata.outputs.length;
   let understood: string;
   let signature: unknown;
   try {
@@ -331,7 +341,7 @@ async function inspect(argv: string[], io: CommandIo): Promise<number> {
   }
   if (values.json) {
     io.out(
-      `${JSON.stringify({ metadata: summary.metadata, parameters: summary.parameters, fileBytes: summary.fileBytes, opsets: summary.opsets, producer: summary.producer, properties: summary.properties, signature: signature ?? null, understood })}\n`,
+      `${JSON.stringify({ metadata: served, fileMetadata: summary.metadata, parameters: summary.parameters, fileBytes: summary.fileBytes, opsets: summary.opsets, producer: summary.producer, properties: summary.properties, signature: signature ?? null, understood })}\n`,
     );
     return 0;
   }
@@ -349,8 +359,8 @@ async function inspect(argv: string[], io: CommandIo): Promise<number> {
       tensors(summary.metadata.inputs),
       'outputs:',
       tensors(summary.metadata.outputs),
-      `Triton GET /v2/models/${name}:`,
-      JSON.stringify(summary.metadata),
+      `Triton GET /v2/models/${name}${hidesState ? ' (implicit state kept by Triton, per config.pbtxt)' : ''}:`,
+      JSON.stringify(served),
       '',
     ].join('\n'),
   );
