@@ -209,3 +209,24 @@ describe('TritonBackend against the notebook model (Triton 21.08 replay)', () =>
 });
 
 export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };
+
+describe('TritonBackend readiness follows the upstream', () => {
+  it('re-checks server and model readiness in the background and reports why not ready', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    const r = await replay();
+    const b = backend(r.url, { healthIntervalMs: 5000 });
+    await b.init();
+    assert.deepEqual(b.readiness(), { ready: true });
+    r.options = { ...r.options, modelReady: false };
+    t.mock.timers.tick(5000);
+    while (b.readiness().ready) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(b.readiness(), {
+      ready: false,
+      reason: `model 'gpt2' is not ready on ${r.url} (GET /v2/models/gpt2/ready)`,
+    });
+    r.options = { ...r.options, modelReady: true };
+    t.mock.timers.tick(5000);
+    while (!b.readiness().ready) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(b.readiness(), { ready: true });
+  });
+});
