@@ -313,11 +313,22 @@ async function inspect(argv: string[], io: CommandIo): Promise<number> {
     throw new Error(`${path} not found`);
   });
   if (info.isDirectory()) {
-    file = join(path, '1', 'model.onnx');
+    // A Triton model directory (1/model.onnx) or a transformers.js one (onnx/model.onnx).
+    const candidates = [join(path, '1', 'model.onnx'), join(path, 'onnx', 'model.onnx')];
+    const found = [];
+    for (const c of candidates)
+      if (
+        await stat(c).then(
+          () => true,
+          () => false,
+        )
+      )
+        found.push(c);
+    if (found[0] === undefined) {
+      throw new Error(`${path} holds no model (looked for 1/model.onnx and onnx/model.onnx)`);
+    }
+    file = found[0];
     name ??= basename(resolve(path));
-    await stat(file).catch(() => {
-      throw new Error(`${path} is not a Triton model directory (no 1/model.onnx)`);
-    });
   }
   name ??= basename(file).replace(/\.onnx$/, '');
   const summary = await readModelSummary(file, name);

@@ -3,8 +3,9 @@
  * Weights stream from their source into the file; the file appears atomically (temp + rename).
  */
 
-import { open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
+import { dirname } from 'node:path';
 import type { ModelVariant } from '../backends/backend.js';
 import { VERSION } from '../version.js';
 import type { Gpt2Config } from './configs.js';
@@ -43,6 +44,9 @@ export interface BuildReport {
   weights: string;
   seconds: number;
 }
+
+/** Protobuf messages (and so single-file ONNX models) are limited to 2 GiB. */
+const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
 
 export const VARIANTS: readonly ModelVariant[] = ['logits', 'last', 'next-token', 'kv'];
 
@@ -91,6 +95,12 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
         'gpt2.vocab_size': String(opts.config.vocabSize),
       },
     });
+    if (model.size() > MAX_PROTOBUF_BYTES) {
+      throw new Error(
+        `the model would be ${(model.size() / 1e9).toFixed(2)} GB, over protobuf’s 2 GB limit for one ONNX file (external data is not supported yet; gpt2, distilgpt2 and gpt2-medium fit)`,
+      );
+    }
+    await mkdir(dirname(outFile), { recursive: true });
     const fh = await open(tmp, 'w');
     let bytes: number;
     try {

@@ -1,5 +1,5 @@
 /**
- * The GPT-2 forward pass as an ONNX graph of standard operators (opset 17), in four serving
+ * The GPT-2 forward pass as an ONNX graph of standard operators (opset 13), in four serving
  * variants. Tensor names are the interface (see signature.ts, issue 2):
  *
  *   logits:     input_ids, attention_mask [batch, seq] INT64 → logits [batch, seq, vocab]
@@ -26,8 +26,7 @@ import {
   tensorProto,
   valueInfoProto,
 } from './onnx-proto.js';
-import type { Producer, ProtoMessage } from './protobuf.js';
-import { ProtoMessage as Msg } from './protobuf.js';
+import { type Producer, ProtoMessage } from './protobuf.js';
 import { elementCount, type WeightSpec, weightSpecs } from './weights.js';
 
 /**
@@ -140,7 +139,7 @@ class GraphBuilder {
   }
 
   graph(name: string): ProtoMessage {
-    const g = new Msg();
+    const g = new ProtoMessage();
     for (const n of this.nodes) g.message(1, n);
     g.string(2, name);
     for (const i of this.inputs) g.message(11, i);
