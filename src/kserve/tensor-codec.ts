@@ -4,6 +4,7 @@
  * Every length is checked exactly: a wrong size is a protocol error, never a silent truncation.
  */
 import { endianness } from 'node:os';
+import { halfToFloat } from '../model/float16.js';
 import { elementBytes, elementCount, type FixedDatatype, isFixedDatatype } from './datatype.js';
 
 /** Thrown for any tensor or body that does not follow the protocol; callers map it. */
@@ -54,15 +55,6 @@ export function concreteCount(shape: readonly number[], what: string): number {
 /** The raw little-endian bytes of a tensor, without copying. */
 export function tensorBytes(data: TensorArray): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
-function half(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exp = (bits >> 10) & 0x1f;
-  const frac = bits & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 0x1f) return frac === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 function arrayFor(datatype: FixedDatatype, buffer: ArrayBuffer, count: number): TensorArray {
@@ -119,7 +111,7 @@ export function decodeBinaryTensor(
     const bfBits = new Uint32Array(bf.buffer);
     for (let i = 0; i < count; i++) {
       const bits = raw[i] ?? 0;
-      if (datatype === 'FP16') wide[i] = half(bits);
+      if (datatype === 'FP16') wide[i] = halfToFloat(bits);
       else {
         bfBits[0] = bits << 16;
         wide[i] = bf[0] ?? 0;

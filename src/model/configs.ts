@@ -14,7 +14,9 @@ export interface Gpt2Config {
 }
 
 /** GPT-2's BPE vocabulary size; `<|endoftext|>` (50256) is both BOS and EOS. */
-const GPT2_VOCAB_SIZE = 50257;
+export const GPT2_VOCAB_SIZE = 50257;
+/** GPT-2's n_positions. Not visible in a model's interface, so backends assume it unless told. */
+export const GPT2_CONTEXT_LENGTH = 1024;
 const GPT2_EOS = 50256;
 const GPT2_LAYER_NORM_EPSILON = 1e-5;
 
@@ -28,7 +30,7 @@ export const NAMED_CONFIGS: { readonly tiny: Gpt2Config; readonly gpt2: Gpt2Conf
       nLayer: 2,
       nHead: 4,
       nEmbd: 32,
-      nPositions: 1024,
+      nPositions: GPT2_CONTEXT_LENGTH,
       vocabSize: GPT2_VOCAB_SIZE,
       layerNormEpsilon: GPT2_LAYER_NORM_EPSILON,
       bosTokenId: GPT2_EOS,
@@ -39,7 +41,7 @@ export const NAMED_CONFIGS: { readonly tiny: Gpt2Config; readonly gpt2: Gpt2Conf
       nLayer: 12,
       nHead: 12,
       nEmbd: 768,
-      nPositions: 1024,
+      nPositions: GPT2_CONTEXT_LENGTH,
       vocabSize: GPT2_VOCAB_SIZE,
       layerNormEpsilon: GPT2_LAYER_NORM_EPSILON,
       bosTokenId: GPT2_EOS,

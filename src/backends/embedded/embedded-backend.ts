@@ -11,6 +11,7 @@
  * - `logits`, `last`, `next-token`: stateless; the whole sequence every step, rows right-padded.
  */
 import * as ort from 'onnxruntime-node';
+import { GPT2_CONTEXT_LENGTH, GPT2_VOCAB_SIZE } from '../../model/configs.js';
 import { readModelMetadata } from '../../model/metadata.js';
 import { type ModelSignature, type TensorRef, understandSignature } from '../../model/signature.js';
 import {
@@ -23,10 +24,6 @@ import {
 } from '../backend.js';
 import { greedyFromLogits } from './greedy.js';
 
-/** GPT-2's n_positions; the model's interface does not show it. */
-export const DEFAULT_CONTEXT_LENGTH = 1024;
-/** GPT-2's vocabulary, for the next-token variant whose interface hides it. */
-const GPT2_VOCAB_SIZE = 50257;
 /** Any id will do under a zero mask; 0 keeps the embedding gather in range. */
 const PAD_ID = 0;
 /** The scheduler numbers sequences from 1; this one is the backend's own warm-up. */
@@ -141,7 +138,7 @@ export class EmbeddedBackend implements Backend {
       kind: 'embedded',
       modelName,
       variant: signature.variant,
-      contextLength: this.#options.contextLength ?? DEFAULT_CONTEXT_LENGTH,
+      contextLength: this.#options.contextLength ?? GPT2_CONTEXT_LENGTH,
       vocabSize: signature.vocabSize ?? GPT2_VOCAB_SIZE,
       maxBatchSize: signature.batchDimension ? batch : 1,
       details: {

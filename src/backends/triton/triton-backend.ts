@@ -36,6 +36,7 @@ import {
   tensorFromValues,
   WireFormatError,
 } from '../../kserve/tensor-codec.js';
+import { GPT2_CONTEXT_LENGTH, GPT2_VOCAB_SIZE } from '../../model/configs.js';
 import { type ModelSignature, type TensorRef, understandSignature } from '../../model/signature.js';
 import {
   type Backend,
@@ -61,10 +62,6 @@ export const DEFAULT_STARTUP_TIMEOUT_MS = 60_000;
 const STARTUP_POLL_MS = 1_000;
 /** Background readiness re-check, so /readyz follows the upstream without a request failing. */
 export const DEFAULT_HEALTH_INTERVAL_MS = 5_000;
-/** GPT-2's context; Triton's metadata does not carry n_positions. */
-export const DEFAULT_CONTEXT_LENGTH = 1024;
-/** GPT-2's vocabulary; the next-token variant does not show it in its interface. */
-const GPT2_VOCAB_SIZE = 50257;
 /** Implicit state needs Triton 2.16.0 (21.11) (§0, §4.3). */
 const IMPLICIT_STATE_MIN_VERSION = [2, 16, 0] as const;
 
@@ -224,7 +221,7 @@ export class TritonBackend implements Backend {
       kind: 'triton',
       modelName: this.#o.modelName,
       variant: p.signature.variant,
-      contextLength: this.#o.contextLength ?? DEFAULT_CONTEXT_LENGTH,
+      contextLength: this.#o.contextLength ?? GPT2_CONTEXT_LENGTH,
       vocabSize:
         (p.signature.vocabSize ?? -1) > 0 ? (p.signature.vocabSize as number) : GPT2_VOCAB_SIZE,
       maxBatchSize: p.maxBatchSize,
