@@ -8,5 +8,8 @@ import { PLAIN_MANIFESTS_FILE, renderPlainManifests } from '../dist/src/deploy/p
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const helm = new Helm({ binary: join(root, '.tools/helm') });
-writeFileSync(join(root, PLAIN_MANIFESTS_FILE), await renderPlainManifests(helm, join(root, 'chart')));
+writeFileSync(
+  join(root, PLAIN_MANIFESTS_FILE),
+  await renderPlainManifests(helm, join(root, 'chart')),
+);
 process.stderr.write(`wrote ${PLAIN_MANIFESTS_FILE}\n`);
