@@ -21,7 +21,7 @@ export function htmlReport(attack: AttackResult, text: string, title: string): s
   const dots = results
     .map(
       (r) =>
-        `<circle cx="${x(r.startMs).toFixed(1)}" cy="${y(r.latencyMs).toFixed(1)}" r="2" class="${isSuccess(r) ? 'ok' : 'fail'}"><title>${escape(`t=${formatDuration(r.startMs)} latency=${formatDuration(r.latencyMs)} status=${r.status}${r.error ? ` ${r.error}` : ''}`)}</title></circle>`,
+        `<circle cx="${x(r.startMs).toFixed(1)}" cy="${y(r.latencyMs).toFixed(1)}" r="2" class="${isSuccess(r) ? 'ok' : 'fail'}"><title>${escapeHtml(`t=${formatDuration(r.startMs)} latency=${formatDuration(r.latencyMs)} status=${r.status}${r.error ? ` ${r.error}` : ''}`)}</title></circle>`,
     )
     .join('\n');
   const seconds = new Map<number, number[]>();
@@ -50,14 +50,14 @@ export function htmlReport(attack: AttackResult, text: string, title: string): s
     )
     .join('\n');
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}pre{background:#f6f6f6;padding:1rem}
 .ok{fill:#2b7bb9;fill-opacity:.6}.fail{fill:#d62728}.p50{stroke:#2ca02c;fill:none;stroke-width:2}
 .p99{stroke:#ff7f0e;fill:none;stroke-width:2}.grid{stroke:#ddd}.tick{font-size:11px;fill:#555}
 </style></head><body>
-<h1>${escape(title)}</h1>
-<pre>${escape(text)}</pre>
+<h1>${escapeHtml(title)}</h1>
+<pre>${escapeHtml(text)}</pre>
 <h2>Latency over time</h2>
 <p>One dot per request at the time it was sent (red: failed); lines: per-second <span style="color:#2ca02c">p50</span> and <span style="color:#ff7f0e">p99</span>.</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="latency over time">
@@ -71,7 +71,7 @@ ${dots}
 `;
 }
 
-function escape(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(
     /[&<>"]/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c,
