@@ -1,0 +1,157 @@
+/**
+ * buildApp(config, deps): a ready-to-listen fastify instance, nothing global (CONVENTIONS.md 1).
+ * Plugins are registered here, in this order: error handling, metrics hooks, rate limiting, routes.
+ * The backend is passed in and owned by the caller (server.ts or a test), which closes it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { LoggerOptions } from 'pino';
+import type { Backend } from './backends/backend.js';
+import type { Config } from './config.js';
+import { Scheduler } from './generation/scheduler.js';
+import type { GatewayContext, ModelNotice } from './http/context.js';
+import { installErrorHandler } from './http/error-handler.js';
+import { GatewayError } from './http/errors.js';
+import { installHttpMetrics } from './http/http-metrics.js';
+import { completeRoute } from './http/routes/complete.js';
+import { metricsRoute } from './http/routes/metrics.js';
+import { probeRoutes } from './http/routes/probes.js';
+import { tokenizeRoute } from './http/routes/tokenize.js';
+import { errorBodySchema } from './http/schemas.js';
+import { GatewayMetrics } from './metrics/metrics.js';
+import { type Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizer/gpt2-tokenizer.js';
+
+/** A client's X-Request-Id is reused in logs and the completion id only if it looks like an id. */
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Never log prompt or completion text, nor credentials (DESIGN.md "What must never happen").
+ * fastify logs neither bodies nor headers by default; these paths guard anything that tries.
+ */
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers.cookie',
+  'req.body',
+  'res.body',
+  'body',
+  'prompt',
+  'text',
+  'completion',
+  '*.prompt',
+  '*.text',
+];
+
+export interface AppDeps {
+  readonly backend: Backend;
+  readonly tokenizer?: Gpt2Tokenizer;
+  /** fastify's logger option: false in tests, pino options (or an instance) in server.ts. */
+  readonly logger?: FastifyServerOptions['logger'];
+  readonly loggerInstance?: FastifyServerOptions['loggerInstance'];
+  readonly model?: ModelNotice;
+  readonly now?: () => number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Refuse new generations (503 SHUTTING_DOWN) and wait for the accepted ones (SIGTERM). */
+    drain(): Promise<void>;
+    readonly gateway: GatewayContext;
+  }
+}
+
+export function loggerOptions(config: Config): LoggerOptions {
+  return {
+    level: config.logLevel,
+    redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
+  };
+}
+
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(deps.loggerInstance === undefined
+      ? { logger: deps.logger ?? false }
+      : { loggerInstance: deps.loggerInstance }),
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    requestIdHeader: false,
+    genReqId: (req: IncomingMessage) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    },
+    // Unknown fields are errors, not silently dropped; "8" is not a number (issue 3, point 7).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    // During shutdown our own drain answers 503 SHUTTING_DOWN with the usual body.
+    return503OnClosing: false,
+  });
+  const metrics = new GatewayMetrics();
+  const tokenizer = deps.tokenizer ?? loadGpt2Tokenizer();
+  const now = deps.now ?? (() => performance.now());
+  const scheduler = new Scheduler({
+    backend: deps.backend,
+    tokenizer,
+    metrics,
+    maxBatchSize: config.maxBatchSize,
+    maxQueue: config.maxQueue,
+    now,
+  });
+  const ctx: GatewayContext = {
+    config,
+    backend: deps.backend,
+    tokenizer,
+    scheduler,
+    metrics,
+    model: deps.model ?? { randomWeights: false },
+    now,
+  };
+  app.decorate('gateway', ctx);
+  app.decorate('drain', () => scheduler.drain());
+  app.addHook('preClose', () => scheduler.drain());
+
+  // Only JSON bodies: text/plain (fastify's other default parser) must be a 415, not a 400.
+  app.removeContentTypeParser('text/plain');
+  app.addSchema(errorBodySchema);
+  installErrorHandler(app, metrics, config.bodyLimitBytes);
+  installHttpMetrics(app, ctx);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  let limit: object | undefined;
+  if (config.rateLimit.max > 0) {
+    await app.register(rateLimit, {
+      global: false,
+      keyGenerator: rateLimitKey,
+      errorResponseBuilder: (_request, context) =>
+        new GatewayError(
+          'RATE_LIMITED',
+          `rate limit of ${context.max} requests per ${config.rateLimit.windowMs / 1000} s exceeded; retry in ${context.after}`,
+          { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) },
+        ),
+    });
+    limit = { max: config.rateLimit.max, timeWindow: config.rateLimit.windowMs };
+  }
+  await app.register(probeRoutes(ctx));
+  await app.register(metricsRoute(ctx));
+  await app.register(tokenizeRoute(ctx, limit));
+  await app.register(completeRoute(ctx, limit));
+  await app.ready();
+  return app;
+}
+
+/**
+ * Per API key when the client sends one (X-API-Key or Authorization: Bearer), else per client
+ * address. The key is not authenticated here: put an authenticating ingress in front when keys
+ * must not be forgeable, or the limit is only as fair as the clients.
+ */
+function rateLimitKey(request: { headers: IncomingMessage['headers']; ip: string }): string {
+  const apiKey = request.headers['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey !== '') return `key:${apiKey.slice(0, 256)}`;
+  const auth = request.headers.authorization;
+  if (typeof auth === 'string' && /^bearer\s+\S/i.test(auth)) {
+    return `key:${auth.replace(/^bearer\s+/i, '').slice(0, 256)}`;
+  }
+  return `ip:${request.ip}`;
+}

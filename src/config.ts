@@ -1,0 +1,202 @@
+/**
+ * The service's configuration: parsed once from the environment at boot (CONVENTIONS.md 2),
+ * every violation reported at once, frozen. Nothing else reads process.env; tests pass literals.
+ */
+
+export const DEFAULT_HOST = '0.0.0.0';
+export const DEFAULT_PORT = 8080;
+export const DEFAULT_LOG_LEVEL = 'info';
+export const DEFAULT_MODEL_REPOSITORY = './models';
+/** Generations stepped together in one backend call (continuous batching). */
+export const DEFAULT_MAX_BATCH_SIZE = 8;
+/** Generations allowed to wait for a batch slot; beyond it /complete answers 503. */
+export const DEFAULT_MAX_QUEUE = 64;
+export const DEFAULT_MAX_NEW_TOKENS_LIMIT = 512;
+/** OpenAI's and vLLM's default for max_tokens. */
+export const DEFAULT_DEFAULT_MAX_NEW_TOKENS = 16;
+/** Requests per window per API key or client address on /complete and /tokenize; 0 disables. */
+export const DEFAULT_RATE_LIMIT_MAX = 120;
+export const DEFAULT_RATE_LIMIT_WINDOW_MS = 60_000;
+/** A 1024-token prompt fits in a few KiB; this leaves ample room while bounding memory. */
+export const DEFAULT_BODY_LIMIT_BYTES = 256 * 1024;
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
+export const DEFAULT_TRITON_TIMEOUT_MS = 10_000;
+export const DEFAULT_TRITON_CONNECTIONS = 16;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+const BACKENDS = ['embedded', 'triton'] as const;
+export type BackendKind = (typeof BACKENDS)[number];
+const TRITON_WIRES = ['binary', 'json'] as const;
+
+export interface TritonConfig {
+  /** KServe v2 base URL (http://host:port); unset means "discover from SELDON_DEPLOYMENT". */
+  readonly url: string | undefined;
+  /** Binary tensor extension or plain JSON; JSON is the only one the Seldon executor passes. */
+  readonly wire: 'binary' | 'json';
+  readonly timeoutMs: number;
+  readonly connections: number;
+  readonly seldonDeployment: string | undefined;
+  readonly seldonNamespace: string | undefined;
+  readonly seldonPredictor: string | undefined;
+  readonly seldonGraph: string | undefined;
+}
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: LogLevel;
+  /** Trust X-Forwarded-For (behind an ingress) so rate limits key on the real client address. */
+  readonly trustProxy: boolean;
+  readonly backend: BackendKind;
+  readonly modelRepository: string;
+  /** Unset: the embedded backend builds (once) and serves a random-weight GPT-2. */
+  readonly modelName: string | undefined;
+  readonly maxBatchSize: number;
+  readonly maxQueue: number;
+  readonly maxNewTokensLimit: number;
+  readonly defaultMaxNewTokens: number;
+  readonly rateLimit: { readonly max: number; readonly windowMs: number };
+  readonly bodyLimitBytes: number;
+  readonly shutdownTimeoutMs: number;
+  readonly triton: TritonConfig;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads one variable at a time, collecting every problem instead of stopping at the first. */
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^-?\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max}, got '${value}'`);
+      return fallback;
+    }
+    return Number(value);
+  }
+
+  oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const found = choices.find((choice) => choice === value.toLowerCase());
+    if (found === undefined) {
+      this.problems.push(`${name} must be one of ${choices.join(', ')}, got '${value}'`);
+      return fallback;
+    }
+    return found;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (value === 'true' || value === '1') return true;
+    if (value === 'false' || value === '0') return false;
+    this.problems.push(`${name} must be true or false, got '${value}'`);
+    return fallback;
+  }
+
+  url(name: string): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    try {
+      const parsed = new URL(value);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('scheme');
+    } catch {
+      this.problems.push(`${name} must be an http(s) URL, got '${value}'`);
+      return undefined;
+    }
+    return value.replace(/\/+$/, '');
+  }
+}
+
+export function loadConfig(env: Env): Config {
+  const read = new EnvReader(env);
+  const maxNewTokensLimit = read.int(
+    'MAX_NEW_TOKENS_LIMIT',
+    DEFAULT_MAX_NEW_TOKENS_LIMIT,
+    1,
+    1_000_000,
+  );
+  const defaultMaxNewTokens = read.int(
+    'DEFAULT_MAX_NEW_TOKENS',
+    Math.min(DEFAULT_DEFAULT_MAX_NEW_TOKENS, maxNewTokensLimit),
+    1,
+    1_000_000,
+  );
+  if (defaultMaxNewTokens > maxNewTokensLimit) {
+    read.problems.push(
+      `DEFAULT_MAX_NEW_TOKENS (${defaultMaxNewTokens}) must not exceed MAX_NEW_TOKENS_LIMIT (${maxNewTokensLimit})`,
+    );
+  }
+  const modelName = read.raw('MODEL_NAME');
+  if (modelName !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(modelName)) {
+    read.problems.push(
+      `MODEL_NAME must be a model directory name (letters, digits, '.', '_', '-'), got '${modelName}'`,
+    );
+  }
+  const config: Config = {
+    host: read.string('HOST', DEFAULT_HOST),
+    port: read.int('PORT', DEFAULT_PORT, 0, 65_535),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, DEFAULT_LOG_LEVEL),
+    trustProxy: read.bool('TRUST_PROXY', false),
+    backend: read.oneOf('BACKEND', BACKENDS, 'embedded'),
+    modelRepository: read.string('MODEL_REPOSITORY', DEFAULT_MODEL_REPOSITORY),
+    modelName,
+    maxBatchSize: read.int('MAX_BATCH_SIZE', DEFAULT_MAX_BATCH_SIZE, 1, 256),
+    maxQueue: read.int('MAX_QUEUE', DEFAULT_MAX_QUEUE, 0, 100_000),
+    maxNewTokensLimit,
+    defaultMaxNewTokens,
+    rateLimit: {
+      max: read.int('RATE_LIMIT_MAX', DEFAULT_RATE_LIMIT_MAX, 0, 1_000_000_000),
+      windowMs: read.int('RATE_LIMIT_WINDOW_MS', DEFAULT_RATE_LIMIT_WINDOW_MS, 1, 86_400_000),
+    },
+    bodyLimitBytes: read.int('BODY_LIMIT_BYTES', DEFAULT_BODY_LIMIT_BYTES, 1024, 1 << 30),
+    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 0, 3_600_000),
+    triton: {
+      url: read.url('TRITON_URL'),
+      wire: read.oneOf('TRITON_WIRE', TRITON_WIRES, 'binary'),
+      timeoutMs: read.int('TRITON_TIMEOUT_MS', DEFAULT_TRITON_TIMEOUT_MS, 1, 3_600_000),
+      connections: read.int('TRITON_CONNECTIONS', DEFAULT_TRITON_CONNECTIONS, 1, 1024),
+      seldonDeployment: read.raw('SELDON_DEPLOYMENT'),
+      seldonNamespace: read.raw('SELDON_NAMESPACE'),
+      seldonPredictor: read.raw('SELDON_PREDICTOR'),
+      seldonGraph: read.raw('SELDON_GRAPH'),
+    },
+  };
+  if (
+    config.backend === 'triton' &&
+    config.triton.url === undefined &&
+    config.triton.seldonDeployment === undefined
+  ) {
+    read.problems.push('BACKEND=triton needs TRITON_URL or SELDON_DEPLOYMENT');
+  }
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (typeof child === 'object' && child !== null) deepFreeze(child);
+  }
+  return Object.freeze(value);
+}

@@ -1,0 +1,270 @@
+/**
+ * Continuous batching with bounded concurrency and a bounded queue (issue 3, point 8).
+ *
+ * At most `maxBatchSize` generations are active; every step carries all of them in one
+ * backend.step call, and a generation that finishes frees its slot for the next queued one at the
+ * following step (no waiting for the whole batch). At most `maxQueue` generations wait; beyond
+ * that, submit() refuses with QUEUE_FULL (503 + Retry-After). A cancelled generation (client gone)
+ * leaves at the next step boundary. drain() refuses new work and resolves once all accepted work
+ * has finished (SIGTERM).
+ */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { type Backend, BackendError } from '../backends/backend.js';
+import { GatewayError } from '../http/errors.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
+import { Generation, type GenerationOutcome, type GenerationSpec } from './generation.js';
+
+/** Recent generation durations kept to estimate Retry-After when the queue is full. */
+const RETRY_AFTER_WINDOW = 32;
+const MIN_RETRY_AFTER_SECONDS = 1;
+const MAX_RETRY_AFTER_SECONDS = 60;
+
+export interface SchedulerOptions {
+  readonly backend: Backend;
+  readonly tokenizer: Gpt2Tokenizer;
+  readonly metrics: GatewayMetrics;
+  readonly maxBatchSize: number;
+  readonly maxQueue: number;
+  readonly now?: () => number;
+}
+
+/** Raised into a generation's promise when its client went away; nobody is left to answer. */
+export class GenerationCancelledError extends Error {
+  override readonly name = 'GenerationCancelledError';
+}
+
+interface Job {
+  readonly generation: Generation;
+  readonly sequenceId: number;
+  readonly signal: AbortSignal | undefined;
+  stepped: boolean;
+  resolve(outcome: GenerationOutcome): void;
+  reject(err: unknown): void;
+}
+
+export class Scheduler {
+  readonly #options: SchedulerOptions;
+  readonly #now: () => number;
+  readonly #queue: Job[] = [];
+  readonly #active: Job[] = [];
+  readonly #recentSeconds: number[] = [];
+  #nextSequenceId = 1;
+  #running = false;
+  #draining = false;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(options: SchedulerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  get maxBatchSize(): number {
+    return Math.min(this.#options.maxBatchSize, this.#options.backend.description.maxBatchSize);
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  get activeCount(): number {
+    return this.#active.length;
+  }
+
+  get queuedCount(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Admits a generation or throws GatewayError (QUEUE_FULL, SHUTTING_DOWN) at once, so that a
+   * streaming route can still answer with a status code. The returned promise settles with the
+   * outcome, a BackendError, or GenerationCancelledError once `signal` aborts.
+   */
+  submit(spec: GenerationSpec, signal?: AbortSignal): Promise<GenerationOutcome> {
+    if (this.#draining) {
+      throw new GatewayError(
+        'SHUTTING_DOWN',
+        'the server is shutting down; retry on another instance',
+        {
+          retryAfterSeconds: MIN_RETRY_AFTER_SECONDS,
+        },
+      );
+    }
+    const capacity = this.maxBatchSize + this.#options.maxQueue;
+    if (this.#active.length + this.#queue.length >= capacity) {
+      throw new GatewayError(
+        'QUEUE_FULL',
+        `all ${this.maxBatchSize} generation slots are busy and ${this.#options.maxQueue} requests are waiting; retry later`,
+        { retryAfterSeconds: this.#retryAfterSeconds() },
+      );
+    }
+    this.#options.metrics.promptTokens.inc(spec.promptIds.length);
+    return new Promise<GenerationOutcome>((resolve, reject) => {
+      const job: Job = {
+        generation: new Generation(spec, this.#options.tokenizer, this.#now()),
+        sequenceId: this.#nextSequenceId++,
+        signal,
+        stepped: false,
+        resolve,
+        reject,
+      };
+      if (signal?.aborted) {
+        reject(new GenerationCancelledError('the client went away'));
+        return;
+      }
+      // A queued job that is cancelled leaves the queue at once; an active one at the next step.
+      signal?.addEventListener('abort', () => this.#cancelQueued(job), { once: true });
+      this.#queue.push(job);
+      this.#updateGauges();
+      void this.#loop();
+    });
+  }
+
+  /** Refuse new generations from now on; resolves when every accepted one has ended. */
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (!this.#running && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  async #loop(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      for (;;) {
+        // Let HTTP I/O (new requests, disconnects) run before every step, even when the backend
+        // answers synchronously; requests that arrive meanwhile join this step.
+        await yieldToEventLoop();
+        this.#admit();
+        await this.#dropCancelled();
+        if (this.#active.length === 0) {
+          if (this.#queue.length === 0) break;
+          continue;
+        }
+        await this.#step([...this.#active]);
+      }
+    } finally {
+      this.#running = false;
+      this.#updateGauges();
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  #admit(): void {
+    while (this.#active.length < this.maxBatchSize && this.#queue.length > 0) {
+      const job = this.#queue.shift()!;
+      this.#active.push(job);
+    }
+    this.#updateGauges();
+  }
+
+  async #dropCancelled(): Promise<void> {
+    for (const job of [...this.#active]) {
+      if (job.signal?.aborted) {
+        this.#options.metrics.generations.inc({ finish_reason: 'cancelled' });
+        await this.#end(job);
+        job.reject(new GenerationCancelledError('the client went away'));
+      }
+    }
+  }
+
+  async #step(batch: Job[]): Promise<void> {
+    const { backend, metrics } = this.#options;
+    const started = this.#now();
+    for (const job of batch) {
+      job.generation.markStarted(started);
+      job.stepped = true;
+    }
+    let results: Awaited<ReturnType<Backend['step']>>;
+    try {
+      results = await backend.step(
+        batch.map((job) => ({ sequenceId: job.sequenceId, tokens: job.generation.sequence })),
+      );
+      if (results.length !== batch.length) {
+        throw new BackendError(
+          'BACKEND_BAD_RESPONSE',
+          `backend returned ${results.length} results for a batch of ${batch.length}`,
+        );
+      }
+      const vocabSize = this.#options.tokenizer.vocabSize;
+      const bad = results.find(
+        (r) => !Number.isInteger(r.tokenId) || r.tokenId < 0 || r.tokenId >= vocabSize,
+      );
+      if (bad !== undefined) {
+        throw new BackendError(
+          'BACKEND_BAD_RESPONSE',
+          `backend returned token id ${bad.tokenId}, outside the vocabulary`,
+        );
+      }
+    } catch (err) {
+      // One failed forward pass fails every generation in it: there is no partial result.
+      for (const job of batch) {
+        metrics.generations.inc({ finish_reason: 'error' });
+        await this.#end(job);
+        job.reject(err);
+      }
+      return;
+    }
+    const now = this.#now();
+    const stepSeconds = (now - started) / 1000;
+    const { kind, variant } = backend.description;
+    metrics.backendStep.observe({ backend: kind, variant }, stepSeconds);
+    metrics.batchSize.observe(batch.length);
+    metrics.generatedTokens.inc(batch.length);
+    for (const [i, job] of batch.entries()) {
+      const result = results[i]!;
+      const token = job.generation.accept(result, now - started, now);
+      if (token.index === 0) metrics.timeToFirstToken.observe(token.since_previous_ms / 1000);
+      else metrics.timePerOutputToken.observe(token.since_previous_ms / 1000);
+      if (job.generation.finished) {
+        const outcome = job.generation.outcome(now);
+        metrics.generations.inc({ finish_reason: outcome.finishReason });
+        this.#remember(outcome.timings.total_ms / 1000);
+        await this.#end(job);
+        job.resolve(outcome);
+      }
+    }
+  }
+
+  /** Removes an active job and frees its backend state (exactly once per stepped sequence). */
+  async #end(job: Job): Promise<void> {
+    const at = this.#active.indexOf(job);
+    if (at !== -1) this.#active.splice(at, 1);
+    if (job.stepped) {
+      job.stepped = false;
+      // release() must not reject (backend.ts); a bug there must not stop the loop either.
+      await this.#options.backend.release(job.sequenceId).catch(() => undefined);
+    }
+    this.#updateGauges();
+  }
+
+  #cancelQueued(job: Job): void {
+    const at = this.#queue.indexOf(job);
+    if (at === -1) return;
+    this.#queue.splice(at, 1);
+    this.#options.metrics.generations.inc({ finish_reason: 'cancelled' });
+    this.#updateGauges();
+    job.reject(new GenerationCancelledError('the client went away'));
+  }
+
+  #remember(seconds: number): void {
+    this.#recentSeconds.push(seconds);
+    if (this.#recentSeconds.length > RETRY_AFTER_WINDOW) this.#recentSeconds.shift();
+  }
+
+  /** A waiting client frees up about every (mean generation time / batch size). */
+  #retryAfterSeconds(): number {
+    const n = this.#recentSeconds.length;
+    if (n === 0) return MIN_RETRY_AFTER_SECONDS;
+    const mean = this.#recentSeconds.reduce((a, b) => a + b, 0) / n;
+    const estimate = Math.ceil((mean * (this.#queue.length + 1)) / this.maxBatchSize);
+    return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(MIN_RETRY_AFTER_SECONDS, estimate));
+  }
+
+  #updateGauges(): void {
+    this.#options.metrics.inFlight.set(this.#active.length);
+    this.#options.metrics.queued.set(this.#queue.length);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The one error handler and the one error body (CONVENTIONS.md 7): whatever went wrong — a schema
+ * violation, a bad content type, a full queue, a backend failure — the client gets
+ * `{"error": {"code", "message"}}` with the status of ERROR_STATUS. 5xx messages stay generic;
+ * the full error goes to the log under `err`.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { BackendError } from '../backends/backend.js';
+import { GenerationCancelledError } from '../generation/scheduler.js';
+import type { GatewayMetrics, RejectionReason } from '../metrics/metrics.js';
+import { type ErrorCode, fromBackendError, GatewayError } from './errors.js';
+
+const REJECTION_REASONS: Partial<Record<ErrorCode, RejectionReason>> = {
+  INVALID_JSON: 'invalid_request',
+  INVALID_REQUEST: 'invalid_request',
+  CONTEXT_LENGTH_EXCEEDED: 'context_length',
+  PAYLOAD_TOO_LARGE: 'payload_too_large',
+  UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
+  RATE_LIMITED: 'rate_limited',
+  QUEUE_FULL: 'queue_full',
+  SHUTTING_DOWN: 'shutting_down',
+};
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** `/stop/0` → `stop[0]`: the field as a client writes it. */
+function fieldName(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .filter((part) => part !== '')
+    .map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : i === 0 ? part : `.${part}`))
+    .join('');
+}
+
+/** One sentence saying which field is wrong and what would be right. */
+function validationMessage(errors: readonly AjvError[], allowed: readonly string[]): string {
+  const first = errors[0];
+  if (first === undefined) return 'the request body is invalid';
+  const field = fieldName(first.instancePath);
+  switch (first.keyword) {
+    case 'required':
+      return `'${String(first.params.missingProperty)}' is required`;
+    case 'additionalProperties':
+      return `unknown field '${String(first.params.additionalProperty)}'${
+        field === '' && allowed.length > 0 ? `; allowed fields: ${allowed.join(', ')}` : ''
+      }`;
+    case 'type':
+      if (field === '') return 'the body must be a JSON object';
+      return `'${field}' ${first.message ?? 'has the wrong type'}`;
+    case 'anyOf':
+      return `'${field}' must be a string or an array of at most 4 non-empty strings`;
+    case 'minLength':
+      if (first.params.limit === 1) return `'${field}' must not be empty`;
+      return `'${field}' ${first.message ?? 'is too short'}`;
+    default:
+      return `'${field === '' ? 'body' : field}' ${first.message ?? 'is invalid'}`;
+  }
+}
+
+/** What fastify's own errors mean to a client. */
+function fromFastifyError(
+  err: FastifyError,
+  allowed: readonly string[],
+  bodyLimit: number,
+): GatewayError {
+  if (err.validation !== undefined) {
+    // anyOf reports its branches' errors first; the anyOf error itself names the field best.
+    const errors = err.validation as unknown as AjvError[];
+    const anyOf = errors.find((e) => e.keyword === 'anyOf');
+    return new GatewayError(
+      'INVALID_REQUEST',
+      validationMessage(anyOf ? [anyOf] : errors, allowed),
+    );
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GatewayError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'send the body as JSON with the header content-type: application/json',
+      );
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GatewayError('PAYLOAD_TOO_LARGE', `the body must not exceed ${bodyLimit} bytes`);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new GatewayError('INVALID_JSON', `the body is not valid JSON: ${err.message}`);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new GatewayError('INVALID_JSON', 'the body is empty; send a JSON object');
+  }
+  if (err.statusCode === 404) return new GatewayError('NOT_FOUND', err.message);
+  if (err.statusCode === 405) return new GatewayError('METHOD_NOT_ALLOWED', err.message);
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+    return new GatewayError('INVALID_REQUEST', err.message);
+  }
+  return new GatewayError('INTERNAL_ERROR', 'internal error', { cause: err });
+}
+
+export function toClientError(
+  err: unknown,
+  allowed: readonly string[] = [],
+  bodyLimit = 0,
+): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (err instanceof BackendError) return fromBackendError(err);
+  if (err instanceof GenerationCancelledError) {
+    return new GatewayError('CLIENT_CLOSED_REQUEST', 'the client closed the connection');
+  }
+  if (err instanceof Error && ('code' in err || 'statusCode' in err || 'validation' in err)) {
+    return fromFastifyError(err as FastifyError, allowed, bodyLimit);
+  }
+  return new GatewayError('INTERNAL_ERROR', 'internal error', { cause: err });
+}
+
+export function installErrorHandler(
+  app: FastifyInstance,
+  metrics: GatewayMetrics,
+  bodyLimit: number,
+): void {
+  app.setErrorHandler((err, request, reply) => {
+    const allowed = Object.keys(
+      (request.routeOptions.schema?.body as { properties?: object } | undefined)?.properties ?? {},
+    );
+    const error = toClientError(err, allowed, bodyLimit);
+    const reason = REJECTION_REASONS[error.code];
+    if (reason !== undefined) metrics.rejections.inc({ reason });
+    if (error.statusCode >= 500) request.log.error({ err }, error.message);
+    else if (error.code === 'CLIENT_CLOSED_REQUEST') request.log.info('client went away');
+    if (error.retryAfterSeconds !== undefined) {
+      reply.header('retry-after', String(error.retryAfterSeconds));
+    }
+    return reply.code(error.statusCode).type('application/json').send(error.body());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const error = new GatewayError('NOT_FOUND', `no route ${request.method} ${request.url}`);
+    return reply.code(error.statusCode).send(error.body());
+  });
+}

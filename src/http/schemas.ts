@@ -1,0 +1,243 @@
+/**
+ * JSON schemas of every route: they drive validation, serialization, and are what openapi.yaml
+ * describes (CONVENTIONS.md 8). The TypeScript types beside them are the handlers' view.
+ */
+import { ERROR_STATUS, type ErrorCode } from './errors.js';
+
+/** OpenAI and TGI both cap stop sequences at 4 (peer-survey 1a). */
+export const MAX_STOP_SEQUENCES = 4;
+export const MAX_STOP_LENGTH = 256;
+
+export const errorBodySchema = {
+  $id: 'ErrorBody',
+  type: 'object',
+  additionalProperties: false,
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string', enum: Object.keys(ERROR_STATUS) },
+        message: { type: 'string' },
+      },
+    },
+  },
+} as const;
+
+export interface CompleteBody {
+  prompt: string;
+  max_new_tokens?: number;
+  stop?: string | string[];
+  stream?: boolean;
+}
+
+export function completeBodySchema(maxNewTokensLimit: number) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['prompt'],
+    properties: {
+      prompt: { type: 'string', minLength: 1 },
+      max_new_tokens: { type: 'integer', minimum: 1, maximum: maxNewTokensLimit },
+      stop: {
+        anyOf: [
+          { type: 'string', minLength: 1, maxLength: MAX_STOP_LENGTH },
+          {
+            type: 'array',
+            maxItems: MAX_STOP_SEQUENCES,
+            items: { type: 'string', minLength: 1, maxLength: MAX_STOP_LENGTH },
+          },
+        ],
+      },
+      stream: { type: 'boolean' },
+    },
+  } as const;
+}
+
+const tokenSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['index', 'id', 'text', 'logprob', 'backend_step_ms', 'since_previous_ms'],
+  properties: {
+    index: { type: 'integer' },
+    id: { type: 'integer' },
+    text: { type: 'string' },
+    logprob: { type: 'number' },
+    backend_step_ms: { type: 'number' },
+    since_previous_ms: { type: 'number' },
+  },
+} as const;
+export const tokenEventSchema = tokenSchema;
+
+const usageSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
+  properties: {
+    prompt_tokens: { type: 'integer' },
+    completion_tokens: { type: 'integer' },
+    total_tokens: { type: 'integer' },
+  },
+} as const;
+
+const timingsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'tokenize_ms',
+    'queue_ms',
+    'time_to_first_token_ms',
+    'time_per_output_token_ms',
+    'backend_ms',
+    'total_ms',
+    'tokens_per_second',
+  ],
+  properties: {
+    tokenize_ms: { type: 'number' },
+    queue_ms: { type: 'number' },
+    time_to_first_token_ms: { type: 'number' },
+    time_per_output_token_ms: { type: ['number', 'null'] },
+    backend_ms: { type: 'number' },
+    total_ms: { type: 'number' },
+    tokens_per_second: { type: 'number' },
+  },
+} as const;
+
+const completionFields = {
+  id: { type: 'string' },
+  object: { type: 'string', enum: ['text_completion'] },
+  created: { type: 'integer' },
+  model: { type: 'string' },
+  text: { type: 'string' },
+  finish_reason: { type: 'string', enum: ['length', 'eos', 'stop'] },
+  usage: usageSchema,
+  timings: timingsSchema,
+} as const;
+const completionRequired = [
+  'id',
+  'object',
+  'created',
+  'model',
+  'text',
+  'finish_reason',
+  'usage',
+  'timings',
+] as const;
+
+export const completionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [...completionRequired, 'tokens'],
+  properties: { ...completionFields, tokens: { type: 'array', items: tokenSchema } },
+} as const;
+
+/** The SSE `done` event: the completion without the tokens, which were streamed one by one. */
+export const doneEventSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: completionRequired,
+  properties: completionFields,
+} as const;
+
+export interface TokenizeBody {
+  text: string;
+}
+
+export const tokenizeBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['text'],
+  properties: { text: { type: 'string' } },
+} as const;
+
+export const tokenizeResponseSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ids', 'tokens', 'count'],
+  properties: {
+    ids: { type: 'array', items: { type: 'integer' } },
+    tokens: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'text'],
+        properties: { id: { type: 'integer' }, text: { type: 'string' } },
+      },
+    },
+    count: { type: 'integer' },
+  },
+} as const;
+
+export const infoResponseSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'version', 'model', 'backend', 'limits'],
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string' },
+    model: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'variant', 'context_length', 'vocab_size', 'random_weights'],
+      properties: {
+        name: { type: 'string' },
+        variant: { type: 'string', enum: ['logits', 'last', 'next-token', 'kv'] },
+        context_length: { type: 'integer' },
+        vocab_size: { type: 'integer' },
+        random_weights: { type: 'boolean' },
+        notice: { type: 'string' },
+      },
+    },
+    backend: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind', 'max_batch_size', 'details'],
+      properties: {
+        kind: { type: 'string', enum: ['embedded', 'triton'] },
+        max_batch_size: { type: 'integer' },
+        details: { type: 'object', additionalProperties: true },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      required: [
+        'max_new_tokens',
+        'default_max_new_tokens',
+        'max_stop_sequences',
+        'max_batch_size',
+        'max_queue',
+        'body_limit_bytes',
+        'rate_limit_max',
+        'rate_limit_window_ms',
+      ],
+      properties: {
+        max_new_tokens: { type: 'integer' },
+        default_max_new_tokens: { type: 'integer' },
+        max_stop_sequences: { type: 'integer' },
+        max_batch_size: { type: 'integer' },
+        max_queue: { type: 'integer' },
+        body_limit_bytes: { type: 'integer' },
+        rate_limit_max: { type: 'integer' },
+        rate_limit_window_ms: { type: 'integer' },
+      },
+    },
+  },
+} as const;
+
+export const healthSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['status'],
+  properties: { status: { type: 'string', enum: ['ok', 'ready'] } },
+} as const;
+
+/** Response schemas for the error statuses a route can answer with. */
+export function errorResponses(codes: readonly ErrorCode[]): Record<number, { $ref: string }> {
+  const out: Record<number, { $ref: string }> = {};
+  for (const code of codes) out[ERROR_STATUS[code]] = { $ref: 'ErrorBody#' };
+  return out;
+}

@@ -1,0 +1,35 @@
+/**
+ * Server-Sent Events framing (WHATWG HTML §9.2): `event:` names the kind, `data:` carries one JSON
+ * document on one line (JSON.stringify never emits raw newlines), a blank line ends the event.
+ */
+import { PassThrough } from 'node:stream';
+import type { FastifyReply } from 'fastify';
+
+export type SseEventName = 'token' | 'done' | 'error';
+
+export function formatSseEvent(name: SseEventName, data: unknown): string {
+  return `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** Starts an event stream on `reply` (status 200) and returns a writer for its events. */
+export function openEventStream(reply: FastifyReply): {
+  send(name: SseEventName, data: unknown): void;
+  end(): void;
+} {
+  const stream = new PassThrough();
+  reply
+    .code(200)
+    .header('content-type', 'text/event-stream; charset=utf-8')
+    .header('cache-control', 'no-cache')
+    // nginx (and the AKS ingress) would otherwise buffer the whole stream.
+    .header('x-accel-buffering', 'no')
+    .send(stream);
+  return {
+    send(name, data) {
+      if (!stream.writableEnded) stream.write(formatSseEvent(name, data));
+    },
+    end() {
+      if (!stream.writableEnded) stream.end();
+    },
+  };
+}

@@ -1,0 +1,388 @@
+/**
+ * The GPT-2 forward pass as an ONNX graph of standard operators (opset 17), in four serving
+ * variants. Tensor names are the interface (see signature.ts, issue 2):
+ *
+ *   logits:     input_ids, attention_mask [batch, seq] INT64 → logits [batch, seq, vocab]
+ *   last:       same inputs → last_logits [batch, vocab] (each row's last real token)
+ *   next-token: same inputs → next_token [batch, 1] INT64, logprob [batch, 1] FP32
+ *   kv:         input_ids [batch, seq], attention_mask [batch, past+seq], position_ids [batch, seq],
+ *               past_key_values.{i}.key|value [batch, n_head, past, head_dim]
+ *               → logits [batch, seq, vocab], present.{i}.key|value [batch, n_head, past+seq, head_dim]
+ *   seed signature (logits only): input_ids:0, attention_mask:0 INT32 → past_key_values
+ *               [n_layer, 2, batch, n_head, seq, head_dim], logits (that order, as recorded).
+ *
+ * Positions for the stateless variants come from the mask (cumsum − 1), so right and left padding
+ * both work. The LM head multiplies by `wte` itself through Gemm(transB=1): the file stores the
+ * tied matrix once and onnxruntime runs it without a transposed copy.
+ */
+import type { ModelVariant } from '../backends/backend.js';
+import type { Gpt2Config } from './configs.js';
+import {
+  type AttributeValue,
+  type Dim,
+  nodeProto,
+  OnnxType,
+  smallTensorProto,
+  tensorProto,
+  valueInfoProto,
+} from './onnx-proto.js';
+import type { Producer, ProtoMessage } from './protobuf.js';
+import { ProtoMessage as Msg } from './protobuf.js';
+import { elementCount, type WeightSpec, weightSpecs } from './weights.js';
+
+export const OPSET_VERSION = 17;
+export const IR_VERSION = 8;
+/** Added to the scores of masked keys; finite so that a fully masked row never yields NaN. */
+const MASK_VALUE = -1e9;
+
+const BATCH = 'batch_size';
+const SEQ = 'sequence_length';
+const PAST = 'past_sequence_length';
+const TOTAL = 'total_sequence_length';
+
+export interface GraphOptions {
+  config: Gpt2Config;
+  variant: ModelVariant;
+  seedSignature: boolean;
+  /** Streams a weight's float32 bytes into the file. */
+  weightProducer: (spec: WeightSpec) => Producer;
+}
+
+class GraphBuilder {
+  readonly nodes: ProtoMessage[] = [];
+  readonly initializers: ProtoMessage[] = [];
+  readonly inputs: ProtoMessage[] = [];
+  readonly outputs: ProtoMessage[] = [];
+  private counter = 0;
+  private readonly constants = new Map<string, string>();
+
+  /** Adds a node and returns its output names. */
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Readonly<Record<string, AttributeValue>> = {},
+    outputs: number | readonly string[] = 1,
+    prefix = '',
+  ): string[] {
+    const id = this.counter++;
+    const base = `${prefix}/${opType}_${id}`;
+    const outNames =
+      typeof outputs === 'number'
+        ? Array.from({ length: outputs }, (_, k) => `${base}_out${k}`)
+        : [...outputs];
+    this.nodes.push(nodeProto(opType, inputs, outNames, base, attributes));
+    return outNames;
+  }
+
+  op1(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Readonly<Record<string, AttributeValue>> = {},
+    prefix = '',
+  ): string {
+    return this.op(opType, inputs, attributes, 1, prefix)[0]!;
+  }
+
+  int64s(values: readonly number[], scalar = false): string {
+    const key = `i64:${scalar}:${values.join(',')}`;
+    const existing = this.constants.get(key);
+    if (existing !== undefined) return existing;
+    const name = `const.i64.${this.constants.size}`;
+    const raw = new Uint8Array(values.length * 8);
+    const dv = new DataView(raw.buffer);
+    values.forEach((v, k) => {
+      dv.setBigInt64(k * 8, BigInt(v), true);
+    });
+    this.initializers.push(
+      smallTensorProto(name, OnnxType.INT64, scalar ? [] : [values.length], raw),
+    );
+    this.constants.set(key, name);
+    return name;
+  }
+
+  float(value: number): string {
+    const key = `f32:${value}`;
+    const existing = this.constants.get(key);
+    if (existing !== undefined) return existing;
+    const name = `const.f32.${this.constants.size}`;
+    const raw = new Uint8Array(4);
+    new DataView(raw.buffer).setFloat32(0, value, true);
+    this.initializers.push(smallTensorProto(name, OnnxType.FLOAT, [], raw));
+    this.constants.set(key, name);
+    return name;
+  }
+
+  weight(spec: WeightSpec, produce: Producer): string {
+    const count = elementCount(spec.shape);
+    this.initializers.push(tensorProto(spec.name, OnnxType.FLOAT, spec.shape, count * 4, produce));
+    return spec.name;
+  }
+
+  input(name: string, type: number, shape: readonly Dim[]): string {
+    this.inputs.push(valueInfoProto(name, type, shape));
+    return name;
+  }
+
+  output(name: string, type: number, shape: readonly Dim[]): void {
+    this.outputs.push(valueInfoProto(name, type, shape));
+  }
+
+  graph(name: string): ProtoMessage {
+    const g = new Msg();
+    for (const n of this.nodes) g.message(1, n);
+    g.string(2, name);
+    for (const i of this.inputs) g.message(11, i);
+    for (const o of this.outputs) g.message(12, o);
+    // Initializers last: everything a reader needs comes before the bulk of the file.
+    for (const t of this.initializers) g.message(5, t);
+    return g;
+  }
+}
+
+/** Builds the graph message; weights are streamed in when the message is written. */
+export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
+  const { config, variant, seedSignature } = opts;
+  if (seedSignature && variant !== 'logits') {
+    throw new Error('--seed-signature applies to the logits variant only');
+  }
+  const g = new GraphBuilder();
+  const e = config.nEmbd;
+  const nHead = config.nHead;
+  const headDim = e / nHead;
+  const specs = new Map(weightSpecs(config).map((s) => [s.name, s]));
+  const w = (name: string): string => {
+    const spec = specs.get(name);
+    if (spec === undefined) throw new Error(`internal: no weight ${name}`);
+    return g.weight(spec, opts.weightProducer(spec));
+  };
+  const isKv = variant === 'kv';
+
+  // Inputs.
+  let inputIds: string;
+  let mask: string;
+  if (seedSignature) {
+    const ids32 = g.input('input_ids:0', OnnxType.INT32, [BATCH, SEQ]);
+    const mask32 = g.input('attention_mask:0', OnnxType.INT32, [BATCH, SEQ]);
+    inputIds = g.op1('Cast', [ids32], { to: OnnxType.INT64 });
+    mask = g.op1('Cast', [mask32], { to: OnnxType.INT64 });
+  } else {
+    inputIds = g.input('input_ids', OnnxType.INT64, [BATCH, SEQ]);
+    mask = g.input('attention_mask', OnnxType.INT64, [BATCH, isKv ? TOTAL : SEQ]);
+  }
+  let positionIds: string;
+  if (isKv) {
+    positionIds = g.input('position_ids', OnnxType.INT64, [BATCH, SEQ]);
+  } else {
+    // cumsum(mask) − 1, clamped at 0: the real tokens get 0..n−1 whatever side the padding is on.
+    const cs = g.op1('CumSum', [mask, g.int64s([1], true)]);
+    positionIds = g.op1('Max', [g.op1('Sub', [cs, g.int64s([1], true)]), g.int64s([0], true)]);
+  }
+  const past: { key: string; value: string }[] = [];
+  if (isKv) {
+    for (let i = 0; i < config.nLayer; i++) {
+      past.push({
+        key: g.input(`past_key_values.${i}.key`, OnnxType.FLOAT, [BATCH, nHead, PAST, headDim]),
+        value: g.input(`past_key_values.${i}.value`, OnnxType.FLOAT, [BATCH, nHead, PAST, headDim]),
+      });
+    }
+  }
+
+  // Additive attention bias [batch, 1, seq, total]: causal (key ≤ query's absolute position) and
+  // the attention mask over past + new keys. Computed once, shared by every layer.
+  const seqLen = g.op1('Gather', [g.op1('Shape', [inputIds]), g.int64s([1], true)], { axis: 0 });
+  const totalLen = g.op1('Gather', [g.op1('Shape', [mask]), g.int64s([1], true)], { axis: 0 });
+  const pastLen = g.op1('Sub', [totalLen, seqLen]);
+  const one = g.int64s([1], true);
+  const queryPos = g.op1('Range', [pastLen, totalLen, one]);
+  const keyPos = g.op1('Range', [g.int64s([0], true), totalLen, one]);
+  const causal = g.op1('LessOrEqual', [
+    g.op1('Unsqueeze', [keyPos, g.int64s([0])]),
+    g.op1('Unsqueeze', [queryPos, g.int64s([1])]),
+  ]);
+  const keyMask = g.op1('Unsqueeze', [
+    g.op1('Cast', [mask], { to: OnnxType.BOOL }),
+    g.int64s([1, 2]),
+  ]);
+  const allowed = g.op1('And', [causal, keyMask]);
+  const attnBias = g.op1('Where', [allowed, g.float(0), g.float(MASK_VALUE)]);
+
+  // Embeddings.
+  const wte = w('wte.weight');
+  let h = g.op1('Add', [
+    g.op1('Gather', [wte, inputIds], { axis: 0 }),
+    g.op1('Gather', [w('wpe.weight'), positionIds], { axis: 0 }),
+  ]);
+
+  const headShape = g.int64s([0, 0, nHead, headDim]);
+  const mergeShape = g.int64s([0, 0, e]);
+  const scale = g.float(1 / Math.sqrt(headDim));
+  const presents: { key: string; value: string }[] = [];
+  const eps = { float: config.layerNormEpsilon };
+
+  for (let i = 0; i < config.nLayer; i++) {
+    const p = `h.${i}.`;
+    const pre = `/h.${i}`;
+    const ln1 = g.op1(
+      'LayerNormalization',
+      [h, w(`${p}ln_1.weight`), w(`${p}ln_1.bias`)],
+      {
+        axis: -1,
+        epsilon: eps,
+      },
+      pre,
+    );
+    const qkv = g.op1(
+      'Add',
+      [g.op1('MatMul', [ln1, w(`${p}attn.c_attn.weight`)], {}, pre), w(`${p}attn.c_attn.bias`)],
+      {},
+      pre,
+    );
+    const [q, k, v] = g.op('Split', [qkv, g.int64s([e, e, e])], { axis: 2 }, 3, pre) as [
+      string,
+      string,
+      string,
+    ];
+    const heads = (x: string): string =>
+      g.op1('Transpose', [g.op1('Reshape', [x, headShape], {}, pre)], { perm: [0, 2, 1, 3] }, pre);
+    const qh = g.op1('Mul', [heads(q), scale], {}, pre);
+    let kh = heads(k);
+    let vh = heads(v);
+    const pastI = past[i];
+    if (pastI !== undefined) {
+      kh = g.op('Concat', [pastI.key, kh], { axis: 2 }, [`present.${i}.key`], pre)[0]!;
+      vh = g.op('Concat', [pastI.value, vh], { axis: 2 }, [`present.${i}.value`], pre)[0]!;
+    }
+    presents.push({ key: kh, value: vh });
+    const scores = g.op1(
+      'Add',
+      [
+        g.op1('MatMul', [qh, g.op1('Transpose', [kh], { perm: [0, 1, 3, 2] }, pre)], {}, pre),
+        attnBias,
+      ],
+      {},
+      pre,
+    );
+    const probs = g.op1('Softmax', [scores], { axis: -1 }, pre);
+    const ctx = g.op1(
+      'Transpose',
+      [g.op1('MatMul', [probs, vh], {}, pre)],
+      { perm: [0, 2, 1, 3] },
+      pre,
+    );
+    const attnOut = g.op1(
+      'Add',
+      [
+        g.op1(
+          'MatMul',
+          [g.op1('Reshape', [ctx, mergeShape], {}, pre), w(`${p}attn.c_proj.weight`)],
+          {},
+          pre,
+        ),
+        w(`${p}attn.c_proj.bias`),
+      ],
+      {},
+      pre,
+    );
+    h = g.op1('Add', [h, attnOut], {}, pre);
+
+    const ln2 = g.op1(
+      'LayerNormalization',
+      [h, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`)],
+      {
+        axis: -1,
+        epsilon: eps,
+      },
+      pre,
+    );
+    const fc = g.op1(
+      'Add',
+      [g.op1('MatMul', [ln2, w(`${p}mlp.c_fc.weight`)], {}, pre), w(`${p}mlp.c_fc.bias`)],
+      {},
+      pre,
+    );
+    const act = gelu(g, fc, pre);
+    const mlpOut = g.op1(
+      'Add',
+      [g.op1('MatMul', [act, w(`${p}mlp.c_proj.weight`)], {}, pre), w(`${p}mlp.c_proj.bias`)],
+      {},
+      pre,
+    );
+    h = g.op1('Add', [h, mlpOut], {}, pre);
+  }
+  const hf = g.op1('LayerNormalization', [h, w('ln_f.weight'), w('ln_f.bias')], {
+    axis: -1,
+    epsilon: eps,
+  });
+
+  const vocab = config.vocabSize;
+  /** [rows, E] × wteᵀ through Gemm(transB): no transposed copy of the tied matrix. */
+  const lmHead = (rows2d: string, outName?: string): string =>
+    g.op('Gemm', [rows2d, wte], { transB: 1 }, outName === undefined ? 1 : [outName])[0]!;
+
+  if (variant === 'logits' || variant === 'kv') {
+    const flat = g.op1('Reshape', [hf, g.int64s([-1, e])]);
+    const batchSeq = g.op1('Slice', [g.op1('Shape', [inputIds]), g.int64s([0]), g.int64s([2])]);
+    const outShape = g.op1('Concat', [batchSeq, g.int64s([vocab])], { axis: 0 });
+    g.op('Reshape', [lmHead(flat), outShape], {}, ['logits']);
+    if (seedSignature) {
+      // [n_layer, 2, batch, n_head, seq, head_dim], as the notebook's tf2onnx export returned it.
+      const perLayer = presents.map(({ key, value }) =>
+        g.op1('Unsqueeze', [
+          g.op1(
+            'Concat',
+            [g.op1('Unsqueeze', [key, g.int64s([0])]), g.op1('Unsqueeze', [value, g.int64s([0])])],
+            { axis: 0 },
+          ),
+          g.int64s([0]),
+        ]),
+      );
+      g.op('Concat', perLayer, { axis: 0 }, ['past_key_values']);
+      g.output('past_key_values', OnnxType.FLOAT, [config.nLayer, 2, BATCH, nHead, SEQ, headDim]);
+    }
+    g.output('logits', OnnxType.FLOAT, [BATCH, SEQ, vocab]);
+    if (isKv) {
+      for (let i = 0; i < config.nLayer; i++) {
+        g.output(`present.${i}.key`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
+        g.output(`present.${i}.value`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
+      }
+    }
+  } else {
+    // Each row's last real position: max over (mask × (index + 1)) − 1, right or left padding.
+    const idx1 = g.op1('Add', [g.op1('Range', [g.int64s([0], true), seqLen, one]), one]);
+    const lastPos = g.op1('Sub', [
+      g.op1('ReduceMax', [g.op1('Mul', [mask, idx1])], { axes: [1], keepdims: 1 }),
+      one,
+    ]);
+    const lastPosClamped = g.op1('Max', [lastPos, g.int64s([0], true)]);
+    const lastHidden = g.op1('GatherND', [hf, lastPosClamped], { batch_dims: 1 });
+    if (variant === 'last') {
+      lmHead(lastHidden, 'last_logits');
+      g.output('last_logits', OnnxType.FLOAT, [BATCH, vocab]);
+    } else {
+      const logits = lmHead(lastHidden);
+      g.op('ArgMax', [logits], { axis: 1, keepdims: 1 }, ['next_token']);
+      const logSoftmax = g.op1('LogSoftmax', [logits], { axis: 1 });
+      // The log-probability of the argmax is the row's maximum log-softmax value.
+      g.op('ReduceMax', [logSoftmax], { axes: [1], keepdims: 1 }, ['logprob']);
+      g.output('next_token', OnnxType.INT64, [BATCH, 1]);
+      g.output('logprob', OnnxType.FLOAT, [BATCH, 1]);
+    }
+  }
+  return g.graph(`gpt2-${variant}${seedSignature ? '-seed-signature' : ''}`);
+}
+
+/** GPT-2's "gelu_new": 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+function gelu(g: GraphBuilder, x: string, prefix: string): string {
+  const x3 = g.op1('Mul', [g.op1('Mul', [x, x], {}, prefix), x], {}, prefix);
+  const inner = g.op1(
+    'Mul',
+    [
+      g.op1('Add', [x, g.op1('Mul', [x3, g.float(0.044715)], {}, prefix)], {}, prefix),
+      g.float(Math.sqrt(2 / Math.PI)),
+    ],
+    {},
+    prefix,
+  );
+  const t = g.op1('Add', [g.op1('Tanh', [inner], {}, prefix), g.float(1)], {}, prefix);
+  return g.op1('Mul', [g.op1('Mul', [x, t], {}, prefix), g.float(0.5)], {}, prefix);
+}

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setImmediate as tick } from 'node:timers/promises';
+import { BackendError } from '../../src/backends/backend.js';
+import type { GenerationSpec } from '../../src/generation/generation.js';
+import { GenerationCancelledError, Scheduler } from '../../src/generation/scheduler.js';
+import { GatewayError } from '../../src/http/errors.js';
+import { GatewayMetrics } from '../../src/metrics/metrics.js';
+import { loadGpt2Tokenizer } from '../../src/tokenizer/gpt2-tokenizer.js';
+import { ToyBackend, toyNext } from '../support/toy-backend.js';
+
+const tokenizer = loadGpt2Tokenizer();
+
+function setup(maxBatchSize: number, maxQueue: number) {
+  const backend = new ToyBackend();
+  const metrics = new GatewayMetrics();
+  const scheduler = new Scheduler({ backend, tokenizer, metrics, maxBatchSize, maxQueue });
+  return { backend, metrics, scheduler };
+}
+
+const spec = (promptIds: number[], maxNewTokens: number): GenerationSpec => ({
+  promptIds,
+  maxNewTokens,
+  stop: [],
+  arrivalMs: performance.now(),
+});
+
+function greedy(prompt: number[], n: number): number[] {
+  const seq = [...prompt];
+  for (let i = 0; i < n; i++) seq.push(toyNext(seq));
+  return seq.slice(prompt.length);
+}
+
+test('concurrent generations share steps, up to maxBatchSize, and each gets its own tokens', async () => {
+  const { backend, scheduler } = setup(2, 10);
+  const prompts = [[1], [2, 3], [4]];
+  const outcomes = await Promise.all(prompts.map((p, i) => scheduler.submit(spec(p, 3 + i))));
+  outcomes.forEach((o, i) => {
+    assert.deepEqual(
+      o.tokens.map((t) => t.id),
+      greedy(prompts[i]!, 3 + i),
+    );
+    assert.equal(o.finishReason, 'length');
+  });
+  // Sequences 1 and 2 run together; 3 joins when 1 finishes (continuous batching).
+  assert.deepEqual(backend.steps, [[1, 2], [1, 2], [1, 2], [2, 3], [3], [3], [3], [3]]);
+  assert.deepEqual(backend.released.sort(), [1, 2, 3]);
+});
+
+test('a full queue refuses at once with QUEUE_FULL and a Retry-After', async () => {
+  const { backend, scheduler } = setup(1, 1);
+  const open = backend.hold();
+  const first = scheduler.submit(spec([1], 2));
+  const second = scheduler.submit(spec([2], 2));
+  assert.throws(
+    () => scheduler.submit(spec([3], 2)),
+    (err: unknown) =>
+      err instanceof GatewayError && err.code === 'QUEUE_FULL' && err.retryAfterSeconds === 1,
+  );
+  open();
+  assert.equal((await first).tokens.length, 2);
+  assert.equal((await second).tokens.length, 2);
+});
+
+test('a cancelled generation leaves at the next step and its sequence is released', async () => {
+  const { backend, scheduler } = setup(4, 4);
+  const abort = new AbortController();
+  let open = backend.hold();
+  const cancelled = scheduler.submit(spec([1], 100), abort.signal);
+  const other = scheduler.submit(spec([2], 3));
+  await tick();
+  abort.abort();
+  open();
+  await assert.rejects(cancelled, GenerationCancelledError);
+  assert.equal((await other).tokens.length, 3);
+  // Only the step already in flight carried the cancelled sequence.
+  assert.deepEqual(backend.steps, [[1, 2], [2], [2]]);
+  assert.deepEqual(backend.released.sort(), [1, 2]);
+  open = backend.hold();
+  open();
+});
+
+test('a queued generation that is cancelled never reaches the backend', async () => {
+  const { backend, scheduler } = setup(1, 4);
+  const open = backend.hold();
+  const running = scheduler.submit(spec([1], 1));
+  const abort = new AbortController();
+  const queued = scheduler.submit(spec([2], 1), abort.signal);
+  abort.abort();
+  await assert.rejects(queued, GenerationCancelledError);
+  open();
+  await running;
+  assert.deepEqual(backend.steps, [[1]]);
+  assert.deepEqual(backend.released, [1]);
+});
+
+test('a failed step fails every generation in it and releases them', async () => {
+  const { backend, scheduler } = setup(4, 4);
+  backend.failNext = new BackendError('BACKEND_TIMEOUT', 'too slow');
+  const results = await Promise.allSettled([
+    scheduler.submit(spec([1], 2)),
+    scheduler.submit(spec([2], 2)),
+  ]);
+  for (const r of results) {
+    assert.equal(r.status, 'rejected');
+    assert.equal((r.reason as BackendError).code, 'BACKEND_TIMEOUT');
+  }
+  assert.deepEqual(backend.released.sort(), [1, 2]);
+});
+
+test('a token id outside the vocabulary is a bad backend response, not a crash', async () => {
+  const backend = new ToyBackend({ next: () => 60_000 });
+  const scheduler = new Scheduler({
+    backend,
+    tokenizer,
+    metrics: new GatewayMetrics(),
+    maxBatchSize: 1,
+    maxQueue: 1,
+  });
+  await assert.rejects(scheduler.submit(spec([1], 2)), { code: 'BACKEND_BAD_RESPONSE' });
+});
+
+test('drain refuses new work and waits for accepted work', async () => {
+  const { backend, scheduler } = setup(1, 4);
+  const open = backend.hold();
+  const running = scheduler.submit(spec([1], 2));
+  const queued = scheduler.submit(spec([2], 2));
+  let drained = false;
+  const draining = scheduler.drain().then(() => {
+    drained = true;
+  });
+  assert.throws(() => scheduler.submit(spec([3], 1)), { code: 'SHUTTING_DOWN' });
+  await tick();
+  assert.equal(drained, false);
+  open();
+  await Promise.all([running, queued, draining]);
+  assert.equal(drained, true);
+});

@@ -1,0 +1,132 @@
+/**
+ * Holds the implementation to openapi.yaml (CONVENTIONS.md 5, 8): the same routes, the same
+ * schemas (descriptions aside), and the same error codes per route and status.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { parse } from 'yaml';
+import { ERROR_STATUS } from '../../src/http/errors.js';
+import { COMPLETE_ERROR_CODES } from '../../src/http/routes/complete.js';
+import { TOKENIZE_ERROR_CODES } from '../../src/http/routes/tokenize.js';
+import * as schemas from '../../src/http/schemas.js';
+import { toyApp } from '../support/app.js';
+
+interface Response {
+  'x-error-codes'?: string[];
+}
+interface Doc {
+  paths: Record<string, Record<string, { responses: Record<string, Response> }>>;
+  components: { schemas: Record<string, unknown> };
+  'x-other-error-codes': { codes: Record<string, number> };
+}
+
+const doc = parse(readFileSync(new URL('../../../openapi.yaml', import.meta.url), 'utf8')) as Doc;
+let app: FastifyInstance;
+before(async () => {
+  ({ app } = await toyApp({ RATE_LIMIT_MAX: '1000' }));
+});
+after(() => app.close());
+
+/** Schemas as the code holds them: no descriptions, no $id. */
+function bare(value: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(value, (key, v: unknown) =>
+      key === 'description' || key === '$id' ? undefined : v,
+    ),
+  );
+}
+
+test('every route of the app is documented, and every documented route exists', () => {
+  const routes = new Set<string>();
+  for (const match of app
+    .printRoutes({ commonPrefix: false })
+    .matchAll(/(\/\S*) \(([A-Z, ]+)\)/g)) {
+    for (const method of match[2]!.split(', ')) {
+      if (method !== 'HEAD') routes.add(`${method} ${match[1]}`);
+    }
+  }
+  const documented = new Set<string>();
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const method of Object.keys(ops)) documented.add(`${method.toUpperCase()} ${path}`);
+  }
+  assert.deepEqual([...documented].sort(), [...routes].sort());
+});
+
+test('the documented schemas are the ones that validate and serialize', () => {
+  const c = doc.components.schemas;
+  const limit = 512; // the documented default MAX_NEW_TOKENS_LIMIT
+  assert.deepEqual(bare(c.CompleteRequest), bare(schemas.completeBodySchema(limit)));
+  assert.deepEqual(bare(c.Completion), bare(schemas.completionSchema));
+  assert.deepEqual(bare(c.DoneEvent), bare(schemas.doneEventSchema));
+  assert.deepEqual(bare(c.TokenEvent), bare(schemas.tokenEventSchema));
+  assert.deepEqual(bare(c.TokenizeRequest), bare(schemas.tokenizeBodySchema));
+  assert.deepEqual(bare(c.Tokenization), bare(schemas.tokenizeResponseSchema));
+  assert.deepEqual(bare(c.Info), bare(schemas.infoResponseSchema));
+  assert.deepEqual(bare(c.Health), bare(schemas.healthSchema));
+  assert.deepEqual(bare(c.ErrorBody), bare(schemas.errorBodySchema));
+});
+
+/** status → codes, as documented for one operation. */
+function documentedErrors(path: string, method: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [status, response] of Object.entries(doc.paths[path]![method]!.responses)) {
+    if (response['x-error-codes'] !== undefined)
+      out[status] = [...response['x-error-codes']].sort();
+  }
+  return out;
+}
+
+function byStatus(codes: readonly (keyof typeof ERROR_STATUS)[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const code of codes) (out[String(ERROR_STATUS[code])] ??= []).push(code);
+  for (const list of Object.values(out)) list.sort();
+  return out;
+}
+
+test('each route documents exactly the error codes it can answer, under their statuses', () => {
+  assert.deepEqual(documentedErrors('/complete', 'post'), byStatus(COMPLETE_ERROR_CODES));
+  assert.deepEqual(documentedErrors('/tokenize', 'post'), byStatus(TOKENIZE_ERROR_CODES));
+  assert.deepEqual(documentedErrors('/readyz', 'get'), byStatus(['NOT_READY']));
+  assert.deepEqual(documentedErrors('/info', 'get'), byStatus(['BACKEND_NOT_READY']));
+});
+
+test('every error code in the code is documented, with its status', () => {
+  const documented = new Map<string, number>(Object.entries(doc['x-other-error-codes'].codes));
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const method of Object.keys(ops)) {
+      for (const [status, codes] of Object.entries(documentedErrors(path, method))) {
+        for (const code of codes) documented.set(code, Number(status));
+      }
+    }
+  }
+  assert.deepEqual(
+    Object.fromEntries([...documented].sort()),
+    Object.fromEntries(Object.entries(ERROR_STATUS).sort()),
+  );
+});
+
+test('live answers use documented statuses and codes', async () => {
+  const cases = [
+    { method: 'POST' as const, url: '/complete', payload: { prompt: 'a', max_new_tokens: 1 } },
+    { method: 'POST' as const, url: '/complete', payload: { prompt: 1 } },
+    { method: 'POST' as const, url: '/complete', payload: { prompt: ' a'.repeat(1024) } },
+    { method: 'POST' as const, url: '/tokenize', payload: { text: 'a' } },
+    { method: 'POST' as const, url: '/tokenize', payload: {} },
+    { method: 'GET' as const, url: '/info' },
+    { method: 'GET' as const, url: '/healthz' },
+    { method: 'GET' as const, url: '/readyz' },
+    { method: 'GET' as const, url: '/metrics' },
+  ];
+  for (const c of cases) {
+    const res = await app.inject(c);
+    const responses = doc.paths[c.url]![c.method.toLowerCase()]!.responses;
+    const documented = responses[String(res.statusCode)];
+    assert.ok(documented, `${c.method} ${c.url} answered undocumented ${res.statusCode}`);
+    if (res.statusCode >= 400) {
+      const code = res.json<{ error: { code: string } }>().error.code;
+      assert.ok(documented['x-error-codes']?.includes(code), `${code} undocumented for ${c.url}`);
+    }
+  }
+});

@@ -1,0 +1,17 @@
+/** Parses a text/event-stream body into events, strictly: every event is `event:` + `data:`. */
+export interface SseEvent {
+  event: string;
+  data: unknown;
+}
+
+export function parseSse(body: string): SseEvent[] {
+  if (!body.endsWith('\n\n')) throw new Error(`stream does not end with a blank line: ${body}`);
+  return body
+    .slice(0, -2)
+    .split('\n\n')
+    .map((block) => {
+      const match = /^event: (\w+)\ndata: (.*)$/.exec(block);
+      if (match === null) throw new Error(`malformed SSE event: ${JSON.stringify(block)}`);
+      return { event: match[1]!, data: JSON.parse(match[2]!) as unknown };
+    });
+}
