@@ -335,7 +335,7 @@ test('everything on: HPA, Ingress, NetworkPolicy, ServiceMonitor, model Job and 
     'model',
     'pull',
     'gpt2',
-    '--out',
+    '--dir',
     '/work/weights',
   ]);
   assert.deepEqual(at(job, 'containers', 0, 'command'), ['node', '/app/dist/src/cli.js']);
