@@ -14,10 +14,10 @@ export interface CreatedBackend {
 
 export async function createBackend(config: Config, logger: Logger): Promise<CreatedBackend> {
   switch (config.backend) {
-    case 'embedded':
-      // Lands with the model builder (issue 2): the embedded onnxruntime backend.
-      logger.error('the embedded backend is not built yet');
-      throw new Error('BACKEND=embedded is not available in this build yet');
+    case 'embedded': {
+      const { createEmbeddedBackend } = await import('./embedded/create-embedded-backend.js');
+      return createEmbeddedBackend(config, logger);
+    }
     case 'triton':
       throw new Error('BACKEND=triton is not available in this build');
   }

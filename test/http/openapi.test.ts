@@ -80,7 +80,10 @@ function documentedErrors(path: string, method: string): Record<string, string[]
 
 function byStatus(codes: readonly (keyof typeof ERROR_STATUS)[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (const code of codes) (out[String(ERROR_STATUS[code])] ??= []).push(code);
+  for (const code of codes) {
+    const status = String(ERROR_STATUS[code]);
+    out[status] = [...(out[status] ?? []), code];
+  }
   for (const list of Object.values(out)) list.sort();
   return out;
 }
