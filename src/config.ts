@@ -22,6 +22,13 @@ export const DEFAULT_BODY_LIMIT_BYTES = 256 * 1024;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
 export const DEFAULT_TRITON_TIMEOUT_MS = 10_000;
 export const DEFAULT_TRITON_CONNECTIONS = 16;
+/** Retries of a call that failed before it was sent (refused, DNS, connect timeout). */
+export const DEFAULT_TRITON_RETRIES = 2;
+/** Consecutive transport failures that open the circuit, and how long it stays open. */
+export const DEFAULT_TRITON_BREAKER_FAILURES = 5;
+export const DEFAULT_TRITON_BREAKER_COOLDOWN_MS = 5_000;
+/** How long start-up waits for Triton and the model to be ready (Triton may start after us). */
+export const DEFAULT_TRITON_STARTUP_TIMEOUT_MS = 120_000;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -36,6 +43,10 @@ export interface TritonConfig {
   readonly wire: 'binary' | 'json';
   readonly timeoutMs: number;
   readonly connections: number;
+  readonly retries: number;
+  readonly breakerFailures: number;
+  readonly breakerCooldownMs: number;
+  readonly startupTimeoutMs: number;
   readonly seldonDeployment: string | undefined;
   readonly seldonNamespace: string | undefined;
   readonly seldonPredictor: string | undefined;
@@ -177,6 +188,25 @@ export function loadConfig(env: Env): Config {
       wire: read.oneOf('TRITON_WIRE', TRITON_WIRES, 'binary'),
       timeoutMs: read.int('TRITON_TIMEOUT_MS', DEFAULT_TRITON_TIMEOUT_MS, 1, 3_600_000),
       connections: read.int('TRITON_CONNECTIONS', DEFAULT_TRITON_CONNECTIONS, 1, 1024),
+      retries: read.int('TRITON_RETRIES', DEFAULT_TRITON_RETRIES, 0, 10),
+      breakerFailures: read.int(
+        'TRITON_BREAKER_FAILURES',
+        DEFAULT_TRITON_BREAKER_FAILURES,
+        1,
+        1000,
+      ),
+      breakerCooldownMs: read.int(
+        'TRITON_BREAKER_COOLDOWN_MS',
+        DEFAULT_TRITON_BREAKER_COOLDOWN_MS,
+        1,
+        3_600_000,
+      ),
+      startupTimeoutMs: read.int(
+        'TRITON_STARTUP_TIMEOUT_MS',
+        DEFAULT_TRITON_STARTUP_TIMEOUT_MS,
+        0,
+        86_400_000,
+      ),
       seldonDeployment: read.raw('SELDON_DEPLOYMENT'),
       seldonNamespace: read.raw('SELDON_NAMESPACE'),
       seldonPredictor: read.raw('SELDON_PREDICTOR'),

@@ -1,5 +1,387 @@
-// placeholder until its issue lands; replaced by the real command.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('gpt2-gateway: this command is not built yet\n');
-  return 1;
+/**
+ * `gpt2-gateway model pull | build | inspect` (issue 2, item 5).
+ * Errors are one line on stderr and a non-zero exit; every subcommand has --help.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import {
+  type BuildReport,
+  buildOnnxModel,
+  isVariant,
+  VARIANTS,
+  type WeightSource,
+} from '../model/build.js';
+import { type Gpt2Config, isNamedConfig, NAMED_CONFIGS, parseHfConfig } from '../model/configs.js';
+import { DEFAULT_ENDPOINT, DEFAULT_FILES, DEFAULT_REVISION, pullModel } from '../model/hub.js';
+import { readModelSummary } from '../model/metadata.js';
+import { writeModelRepository } from '../model/model-repository.js';
+import { understandSignature } from '../model/signature.js';
+import { writeTransformersJsLayout } from '../model/transformers-js-layout.js';
+
+const DEFAULT_REPO_ID = 'gpt2';
+const DEFAULT_WEIGHTS_ROOT = 'weights';
+const DEFAULT_REPOSITORY = 'models';
+const DEFAULT_MODEL_NAME = 'gpt2';
+const DEFAULT_VARIANT = 'next-token';
+const DEFAULT_SEED = 0;
+
+const USAGE = `Usage: gpt2-gateway model <command> [options]
+
+Commands:
+  pull      download GPT-2 weights (config.json, model.safetensors) from the Hugging Face hub
+  build     build a GPT-2 ONNX model from downloaded or random weights
+  inspect   show a model's inputs, outputs, parameter count and Triton metadata
+
+Run 'gpt2-gateway model <command> --help' for a command's options.
+`;
+
+const PULL_USAGE = `Usage: gpt2-gateway model pull [REPO] [options]
+
+Downloads a GPT-2 family checkpoint (default REPO: ${DEFAULT_REPO_ID}; e.g. distilgpt2,
+openai-community/gpt2-medium) with size and sha256 checks. Interrupted downloads resume.
+
+Options:
+  --dir DIR          where to put the files (default: ${DEFAULT_WEIGHTS_ROOT}/<REPO>)
+  --revision REV     branch, tag or commit (default: ${DEFAULT_REVISION})
+  --file NAME        a file to fetch; repeatable (default: ${DEFAULT_FILES.join(', ')})
+  -h, --help         show this help
+
+Environment:
+  HF_ENDPOINT        hub URL (default: ${DEFAULT_ENDPOINT})
+  HF_TOKEN           access token for gated or private repos
+`;
+
+const BUILD_USAGE = `Usage: gpt2-gateway model build (--weights DIR | --random) [options]
+
+Weights (one of):
+  --weights DIR          a directory with config.json and model.safetensors (from 'model pull')
+  --random               seeded random weights
+  --config tiny|gpt2     size for --random (default: gpt2, the real 124M architecture)
+  --seed N               seed for --random (default: ${DEFAULT_SEED})
+
+Model:
+  --variant V            ${VARIANTS.join(' | ')} (default: ${DEFAULT_VARIANT})
+  --seed-signature       logits only: the notebook's interface (input_ids:0, attention_mask:0
+                         INT32; outputs past_key_values and logits)
+
+Output (default: a Triton model repository entry):
+  --repo DIR             model repository (default: ${DEFAULT_REPOSITORY})
+  --name NAME            model name (default: ${DEFAULT_MODEL_NAME})
+  --instance gpu|cpu     config.pbtxt instance_group kind (default: gpu)
+  --max-batch-size N     config.pbtxt max_batch_size (default: 8; kv: 1)
+  --layout L             triton (default) | transformers-js (kv only: writes --out DIR with
+                         config.json, tokenizer.json and onnx/model.onnx)
+  --out PATH             write only the .onnx file to PATH (or, with --layout transformers-js,
+                         the directory)
+  -h, --help             show this help
+`;
+
+const INSPECT_USAGE = `Usage: gpt2-gateway model inspect PATH [options]
+
+PATH is a model.onnx file or a Triton model directory (<repo>/<name>, using 1/model.onnx).
+Prints what Triton's GET /v2/models/<name> would return, the parameter count and how the
+gateway would drive the model.
+
+Options:
+  --name NAME    model name to report (default: the directory name, or the file's base name)
+  --json         print one JSON object instead of text
+  -h, --help     show this help
+`;
+
+class UsageError extends Error {}
+
+/** Where the command writes; tests pass their own. */
+export interface CommandIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** Draw a progress bar here (the CLI: stderr when it is a TTY). */
+  progress?: NodeJS.WritableStream;
+}
+
+const PROCESS_IO: CommandIo = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  get progress() {
+    return process.stderr.isTTY ? process.stderr : undefined;
+  },
+};
+
+/** parseArgs with every problem turned into a UsageError (one line, exit 2). */
+function parse<T extends ParseArgsConfig>(
+  config: T,
+  maxPositionals = 0,
+): ReturnType<typeof parseArgs<T>> {
+  let r: ReturnType<typeof parseArgs<T>>;
+  try {
+    r = parseArgs(config);
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  const extra = (r.positionals as string[])[maxPositionals];
+  if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
+  return r;
+}
+
+const HELP = { help: { type: 'boolean', short: 'h' } } as const;
+
+function int(value: string | undefined, flag: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new UsageError(`${flag} must be an integer >= ${min} (got '${value}')`);
+  return n;
+}
+
+async function readJsonFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+function describeBuild(r: BuildReport, where: string): string {
+  return `wrote ${where}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
+}
+
+async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
+  const { values, positionals } = parse(
+    {
+      args: argv,
+      allowPositionals: true,
+      options: {
+        ...HELP,
+        dir: { type: 'string' },
+        revision: { type: 'string' },
+        file: { type: 'string', multiple: true },
+      },
+    } as const,
+    1,
+  );
+  if (values.help) {
+    io.out(PULL_USAGE);
+    return 0;
+  }
+  const repo = positionals[0] ?? DEFAULT_REPO_ID;
+  const dir = values.dir ?? join(DEFAULT_WEIGHTS_ROOT, repo);
+  const files = await pullModel({
+    repo,
+    dir,
+    revision: values.revision,
+    files: values.file,
+    endpoint: env.HF_ENDPOINT || undefined,
+    token: env.HF_TOKEN || undefined,
+    progress: io.progress,
+  });
+  for (const f of files) {
+    io.out(
+      `${f.skipped ? 'up to date' : 'downloaded'} ${f.path} (${mb(f.bytes)}, ${f.verified === 'sha256' ? `sha256 ${f.sha256} verified` : 'size verified'})\n`,
+    );
+  }
+  io.out(`next: gpt2-gateway model build --weights ${dir}\n`);
+  return 0;
+}
+
+async function build(argv: string[], io: CommandIo): Promise<number> {
+  const { values } = parse({
+    args: argv,
+    options: {
+      ...HELP,
+      weights: { type: 'string' },
+      random: { type: 'boolean' },
+      config: { type: 'string' },
+      seed: { type: 'string' },
+      variant: { type: 'string' },
+      'seed-signature': { type: 'boolean' },
+      repo: { type: 'string' },
+      name: { type: 'string' },
+      instance: { type: 'string' },
+      'max-batch-size': { type: 'string' },
+      layout: { type: 'string' },
+      out: { type: 'string' },
+    },
+  } as const);
+  if (values.help) {
+    io.out(BUILD_USAGE);
+    return 0;
+  }
+  if ((values.weights === undefined) === (values.random !== true)) {
+    throw new UsageError('give exactly one of --weights DIR or --random');
+  }
+  const variant = values.variant ?? DEFAULT_VARIANT;
+  if (!isVariant(variant))
+    throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')} (got '${variant}')`);
+  const seedSignature = values['seed-signature'] === true;
+  if (seedSignature && variant !== 'logits')
+    throw new UsageError('--seed-signature needs --variant logits');
+  const layout = values.layout ?? 'triton';
+  if (layout !== 'triton' && layout !== 'transformers-js') {
+    throw new UsageError(`--layout must be triton or transformers-js (got '${layout}')`);
+  }
+  const instance = values.instance ?? 'gpu';
+  if (instance !== 'gpu' && instance !== 'cpu')
+    throw new UsageError(`--instance must be gpu or cpu (got '${instance}')`);
+
+  let config: Gpt2Config;
+  let weights: WeightSource;
+  if (values.random === true) {
+    const name = values.config ?? 'gpt2';
+    if (!isNamedConfig(name))
+      throw new UsageError(
+        `--config must be one of ${Object.keys(NAMED_CONFIGS).join(', ')} (got '${name}')`,
+      );
+    config = NAMED_CONFIGS[name];
+    weights = { kind: 'random', seed: int(values.seed, '--seed', DEFAULT_SEED) };
+  } else {
+    if (values.config !== undefined || values.seed !== undefined) {
+      throw new UsageError('--config and --seed go with --random; --weights reads DIR/config.json');
+    }
+    const dir = values.weights!;
+    config = parseHfConfig(await readJsonFile(join(dir, 'config.json')));
+    const file = join(dir, 'model.safetensors');
+    await stat(file).catch(() => {
+      throw new Error(`${file} not found (run 'gpt2-gateway model pull' first)`);
+    });
+    weights = { kind: 'safetensors', file };
+  }
+  const opts = { config, weights, variant, seedSignature };
+
+  if (layout === 'transformers-js') {
+    if (values.out === undefined) throw new UsageError('--layout transformers-js needs --out DIR');
+    const { modelFile, report } = await writeTransformersJsLayout(opts, values.out);
+    io.out(describeBuild(report, `${modelFile} (+ config.json, tokenizer.json in ${values.out})`));
+    return 0;
+  }
+  if (values.out !== undefined) {
+    const report = await buildOnnxModel(opts, values.out);
+    io.out(describeBuild(report, values.out));
+    return 0;
+  }
+  const maxBatchSize =
+    values['max-batch-size'] === undefined
+      ? undefined
+      : int(values['max-batch-size'], '--max-batch-size', 0, 1);
+  const { modelDir, modelFile, report } = await writeModelRepository({
+    ...opts,
+    repository: values.repo ?? DEFAULT_REPOSITORY,
+    name: values.name ?? DEFAULT_MODEL_NAME,
+    instanceKind: instance,
+    maxBatchSize,
+  });
+  io.out(describeBuild(report, `${modelFile} and ${join(modelDir, 'config.pbtxt')}`));
+  return 0;
+}
+
+async function inspect(argv: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parse(
+    {
+      args: argv,
+      allowPositionals: true,
+      options: { ...HELP, name: { type: 'string' }, json: { type: 'boolean' } },
+    } as const,
+    1,
+  );
+  if (values.help) {
+    io.out(INSPECT_USAGE);
+    return 0;
+  }
+  const path = positionals[0];
+  if (path === undefined) throw new UsageError('give the model file or model directory to inspect');
+  let file = path;
+  let name = values.name;
+  const info = await stat(path).catch(() => {
+    throw new Error(`${path} not found`);
+  });
+  if (info.isDirectory()) {
+    file = join(path, '1', 'model.onnx');
+    name ??= basename(resolve(path));
+    await stat(file).catch(() => {
+      throw new Error(`${path} is not a Triton model directory (no 1/model.onnx)`);
+    });
+  }
+  name ??= basename(file).replace(/\.onnx$/, '');
+  const summary = await readModelSummary(file, name);
+  let understood: string;
+  let signature: unknown;
+  try {
+    const sig = understandSignature(summary.metadata);
+    signature = sig;
+    understood = `${sig.variant}${sig.seedPastKeyValues ? ' (seed signature)' : ''}`;
+  } catch (err) {
+    understood = `not drivable: ${(err as Error).message}`;
+  }
+  if (values.json) {
+    io.out(
+      `${JSON.stringify({ metadata: summary.metadata, parameters: summary.parameters, fileBytes: summary.fileBytes, opsets: summary.opsets, producer: summary.producer, properties: summary.properties, signature: signature ?? null, understood })}\n`,
+    );
+    return 0;
+  }
+  const tensors = (ts: typeof summary.metadata.inputs) =>
+    ts.map((t) => `  ${t.name}  ${t.datatype}  [${t.shape.join(', ')}]`).join('\n');
+  io.out(
+    [
+      `model:       ${file}`,
+      `variant:     ${understood}`,
+      `parameters:  ${summary.parameters.toLocaleString('en-US')}`,
+      `file size:   ${mb(summary.fileBytes)}`,
+      `opsets:      ${summary.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}`,
+      `producer:    ${summary.producer || '(unknown)'}`,
+      'inputs:',
+      tensors(summary.metadata.inputs),
+      'outputs:',
+      tensors(summary.metadata.outputs),
+      `Triton GET /v2/models/${name}:`,
+      JSON.stringify(summary.metadata),
+      '',
+    ].join('\n'),
+  );
+  return 0;
+}
+
+export async function run(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  io: CommandIo = PROCESS_IO,
+): Promise<number> {
+  const [sub, ...rest] = argv;
+  try {
+    switch (sub) {
+      case 'pull':
+        return await pull(rest, env, io);
+      case 'build':
+        return await build(rest, io);
+      case 'inspect':
+        return await inspect(rest, io);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        io.out(USAGE);
+        return sub === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown model command '${sub}'`);
+    }
+  } catch (err) {
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    const known = sub === 'pull' || sub === 'build' || sub === 'inspect';
+    const hint =
+      err instanceof UsageError
+        ? ` (see 'gpt2-gateway model ${known ? `${sub} ` : ''}--help')`
+        : '';
+    io.err(`gpt2-gateway model: ${message}${hint}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  }
 }

@@ -20,34 +20,75 @@ function tensorSeed(seed: number, name: string): number {
   return h >>> 0;
 }
 
-/** mulberry32 uniforms fed to Box–Muller: fast, and plenty for initialisation. */
+/** Acklam's rational approximation of the inverse normal CDF (relative error < 1.2e-9). */
+function inverseNormalCdf(p: number): number {
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
+    2.506628277459239,
+  ];
+  const b = [
+    -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972,
+    -13.28068155288572,
+  ];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549671010229528,
+    4.374664141464968, 2.938163982698783,
+  ];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const tail = (q: number): number =>
+    (((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) /
+    ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
+  if (p < 0.02425) return tail(Math.sqrt(-2 * Math.log(p)));
+  if (p > 1 - 0.02425) return -tail(Math.sqrt(-2 * Math.log(1 - p)));
+  const q = p - 0.5;
+  const r = q * q;
+  return (
+    ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) /
+    (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1)
+  );
+}
+
+const TABLE_BITS = 12;
+const TABLE_SIZE = 1 << TABLE_BITS;
+const FRACTION_BITS = 32 - TABLE_BITS;
+let quantiles: Float64Array | undefined;
+
+/**
+ * The inverse normal CDF tabulated at 4096 evenly spaced probabilities: a 32-bit uniform picks a
+ * cell with its top 12 bits and interpolates with the rest. One PRNG step and no transcendental
+ * per value, which keeps 124M values at about a second (Box–Muller took ~10 s). Tails clip near
+ * ±3.6σ, which an initializer does not miss.
+ */
+function quantileTable(): Float64Array {
+  if (quantiles === undefined) {
+    quantiles = new Float64Array(TABLE_SIZE + 1);
+    const edge = 0.5 / TABLE_SIZE;
+    for (let i = 0; i <= TABLE_SIZE; i++) {
+      quantiles[i] = inverseNormalCdf(Math.min(Math.max(i / TABLE_SIZE, edge), 1 - edge));
+    }
+  }
+  return quantiles;
+}
+
+/** mulberry32: a fast 32-bit generator, plenty for initialisation. */
 class NormalStream {
   private state: number;
-  private spare: number | undefined;
+  private readonly table = quantileTable();
 
   constructor(seed: number) {
     this.state = seed >>> 0;
   }
 
-  private uniform(): number {
+  next(): number {
     this.state = (this.state + 0x6d2b79f5) >>> 0;
     let t = this.state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  next(): number {
-    if (this.spare !== undefined) {
-      const s = this.spare;
-      this.spare = undefined;
-      return s;
-    }
-    const u1 = 1 - this.uniform(); // (0, 1]: log stays finite
-    const u2 = this.uniform();
-    const r = Math.sqrt(-2 * Math.log(u1));
-    this.spare = r * Math.sin(2 * Math.PI * u2);
-    return r * Math.cos(2 * Math.PI * u2);
+    const u = (t ^ (t >>> 14)) >>> 0;
+    const cell = u >>> FRACTION_BITS;
+    const frac = (u & ((1 << FRACTION_BITS) - 1)) / (1 << FRACTION_BITS);
+    const lo = this.table[cell]!;
+    return lo + frac * (this.table[cell + 1]! - lo);
   }
 }
 

@@ -1,0 +1,71 @@
+/**
+ * The Triton backend's own Prometheus metrics (CONTRACTS.md: prefixed gpt2_gateway_upstream_).
+ * Labels are bounded: the endpoint kind and the outcome code, never a URL or a model input.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { BreakerState } from './circuit-breaker.js';
+
+export type UpstreamEndpoint = 'health' | 'model_ready' | 'metadata' | 'config' | 'infer';
+
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+export class UpstreamMetrics {
+  readonly requests: Counter<'endpoint' | 'outcome'>;
+  readonly duration: Histogram<'endpoint'>;
+  readonly sentBytes: Counter<'endpoint'>;
+  readonly receivedBytes: Counter<'endpoint'>;
+  readonly retries: Counter<'endpoint'>;
+  readonly breakerState: Gauge;
+  readonly breakerTransitions: Counter<'state'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.requests = new Counter({
+      name: 'gpt2_gateway_upstream_requests_total',
+      help: 'Calls to the model server by endpoint and outcome (ok or a BACKEND_* code).',
+      labelNames: ['endpoint', 'outcome'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'gpt2_gateway_upstream_request_duration_seconds',
+      help: 'Time from sending a call to the model server to having its whole answer.',
+      labelNames: ['endpoint'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.sentBytes = new Counter({
+      name: 'gpt2_gateway_upstream_sent_bytes_total',
+      help: 'Request body bytes sent to the model server.',
+      labelNames: ['endpoint'],
+      registers,
+    });
+    this.receivedBytes = new Counter({
+      name: 'gpt2_gateway_upstream_received_bytes_total',
+      help: 'Response body bytes received from the model server.',
+      labelNames: ['endpoint'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'gpt2_gateway_upstream_retries_total',
+      help: 'Calls retried because they failed before being sent.',
+      labelNames: ['endpoint'],
+      registers,
+    });
+    this.breakerState = new Gauge({
+      name: 'gpt2_gateway_upstream_breaker_state',
+      help: 'Circuit breaker towards the model server: 0 closed, 1 half-open, 2 open.',
+      registers,
+    });
+    this.breakerTransitions = new Counter({
+      name: 'gpt2_gateway_upstream_breaker_transitions_total',
+      help: 'Circuit breaker state changes, by the state entered.',
+      labelNames: ['state'],
+      registers,
+    });
+  }
+
+  breakerChanged(state: BreakerState): void {
+    this.breakerState.set(BREAKER_VALUE[state]);
+    this.breakerTransitions.inc({ state });
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Errors of the model server, with Triton's error kinds (reference §1.10). The HTTP status comes
+ * from the kind in one place (model-server.ts), as Triton >= 24.01 maps it, or 400 for every
+ * kind when emulating 21.08.
+ */
+export type ErrorKind = 'INVALID_ARG' | 'NOT_FOUND' | 'UNAVAILABLE' | 'INTERNAL' | 'UNSUPPORTED';
+
+export class InferenceError extends Error {
+  override readonly name = 'InferenceError';
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const STATUS: Record<ErrorKind, number> = {
+  INVALID_ARG: 400,
+  NOT_FOUND: 404,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+  UNSUPPORTED: 501,
+};
+
+export function statusOf(kind: ErrorKind, legacy: boolean): number {
+  return legacy ? 400 : STATUS[kind];
+}

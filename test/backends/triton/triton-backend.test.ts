@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import { BackendError } from '../../../src/backends/backend.js';
+import {
+  type Logger,
+  TritonBackend,
+  type TritonBackendOptions,
+} from '../../../src/backends/triton/triton-backend.js';
+import {
+  expectedLogprob,
+  expectedNext,
+  NOTEBOOK_METADATA,
+  NOTEBOOK_METADATA_LOGITS_FIRST,
+  ReplayTriton,
+} from './replay-triton.js';
+
+const opened: { close(): Promise<void> }[] = [];
+after(async () => {
+  for (const c of opened.reverse()) await c.close();
+});
+
+function backend(url: string, extra: Partial<TritonBackendOptions> = {}): TritonBackend {
+  const b = new TritonBackend({
+    url,
+    modelName: 'gpt2',
+    wire: 'binary',
+    timeoutMs: 2000,
+    connections: 4,
+    healthIntervalMs: 0,
+    startupTimeoutMs: 0,
+    ...extra,
+  });
+  opened.push(b);
+  return b;
+}
+
+async function replay(opts: ConstructorParameters<typeof Object>[0] = {}): Promise<ReplayTriton> {
+  const r = await ReplayTriton.start(opts);
+  opened.push(r);
+  return r;
+}
+
+describe('TritonBackend against the notebook model (Triton 21.08 replay)', () => {
+  for (const [order, metadata] of [
+    ['past_key_values first', NOTEBOOK_METADATA],
+    ['logits first', NOTEBOOK_METADATA_LOGITS_FIRST],
+  ] as const) {
+    it(`understands the recorded metadata with ${order} and steps one call per sequence, binary`, async () => {
+      const t = await replay({ metadata });
+      const b = backend(t.url);
+      await b.init();
+      assert.deepEqual(b.readiness(), { ready: true });
+      const d = b.description;
+      assert.equal(d.kind, 'triton');
+      assert.equal(d.variant, 'logits');
+      assert.equal(
+        d.maxBatchSize,
+        4,
+        'no batch dimension: one call per sequence, up to the pool size',
+      );
+      assert.equal(d.vocabSize, 50257);
+      assert.equal(d.contextLength, 1024);
+      assert.deepEqual(d.details.inputs, ['input_ids:0 INT32', 'attention_mask:0 INT32']);
+      assert.deepEqual(d.details.requestedOutputs, ['logits']);
+      assert.equal(d.details.serverVersion, '2.13.0');
+      assert.equal(d.details.tritonMaxBatchSize, 'unknown (config not reachable)');
+
+      const results = await b.step([
+        { sequenceId: 1, tokens: [15496, 11, 616] },
+        { sequenceId: 2, tokens: [40] },
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.tokenId),
+        [expectedNext(616), expectedNext(40)],
+      );
+      assert.ok(Math.abs((results[0]?.logprob ?? 0) - expectedLogprob(616)) < 1e-9);
+      const infers = t.infers();
+      assert.equal(infers.length, 2);
+      const first = infers.find((c) => c.body.includes('"shape":[1,3]'));
+      assert.ok(first);
+      const h = Number(first.headers['inference-header-content-length']);
+      assert.equal(
+        first.body.subarray(0, h).toString(),
+        '{"inputs":[{"name":"input_ids:0","datatype":"INT32","shape":[1,3],"parameters":{"binary_data_size":12}},' +
+          '{"name":"attention_mask:0","datatype":"INT32","shape":[1,3],"parameters":{"binary_data_size":12}}],' +
+          '"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}',
+        'only logits is requested, as binary; past_key_values never',
+      );
+      assert.equal(first.body.byteLength, h + 24);
+    });
+  }
+
+  it('speaks JSON when TRITON_WIRE=json (the Seldon executor path)', async () => {
+    const t = await replay();
+    const b = backend(t.url, { wire: 'json' });
+    await b.init();
+    const [r] = await b.step([{ sequenceId: 1, tokens: [464, 2068] }]);
+    assert.equal(r?.tokenId, expectedNext(2068));
+    const [call] = t.infers();
+    assert.equal(call?.headers['inference-header-content-length'], undefined);
+    assert.deepEqual(JSON.parse(call?.body.toString() ?? ''), {
+      inputs: [
+        { name: 'input_ids:0', datatype: 'INT32', shape: [1, 2], data: [464, 2068] },
+        { name: 'attention_mask:0', datatype: 'INT32', shape: [1, 2], data: [1, 1] },
+      ],
+      outputs: [{ name: 'logits' }],
+    });
+  });
+
+  it('batches a step into one right-padded call when the config says max_batch_size > 0', async () => {
+    const metadata = NOTEBOOK_METADATA.replace(/,\{"name":"past_key_values"[^}]*\}/, '');
+    const t = await replay({
+      metadata,
+      config: JSON.stringify({
+        name: 'gpt2',
+        platform: 'onnxruntime_onnx',
+        max_batch_size: 8,
+        input: [],
+        output: [],
+      }),
+    });
+    const b = backend(t.url);
+    await b.init();
+    assert.equal(b.description.maxBatchSize, 8);
+    const results = await b.step([
+      { sequenceId: 1, tokens: [1, 2, 3] },
+      { sequenceId: 2, tokens: [9] },
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.tokenId),
+      [expectedNext(3), expectedNext(9)],
+    );
+    const [call] = t.infers();
+    assert.equal(t.infers().length, 1);
+    const h = Number(call?.headers['inference-header-content-length']);
+    const tail = call?.body.subarray(h) ?? Buffer.alloc(0);
+    assert.deepEqual(
+      Array.from({ length: 12 }, (_, i) => tail.readInt32LE(i * 4)),
+      [1, 2, 3, 9, 0, 0, 1, 1, 1, 1, 0, 0],
+      'ids then mask, each [2,3], the short row padded on the right and masked',
+    );
+  });
+
+  it('fails init with a clear message for a model it cannot drive', async () => {
+    const t = await replay({
+      metadata:
+        '{"name":"gpt2","versions":["1"],"platform":"onnxruntime_onnx","inputs":[{"name":"input_ids","datatype":"INT64","shape":[-1,-1]},{"name":"attention_mask","datatype":"INT64","shape":[-1,-1]}],"outputs":[{"name":"hidden_states","datatype":"FP32","shape":[-1,-1,768]}]}',
+    });
+    const b = backend(t.url);
+    await assert.rejects(
+      b.init(),
+      /cannot drive model gpt2.*no output named logits, last_logits or next_token/,
+    );
+  });
+
+  it('fails init when the model is not ready, naming the check', async () => {
+    const t = await replay({ modelReady: false });
+    const b = backend(t.url);
+    await assert.rejects(
+      b.init(),
+      /model 'gpt2' is not ready on http:\/\/127\.0\.0\.1:\d+ \(GET \/v2\/models\/gpt2\/ready\)/,
+    );
+  });
+
+  it('refuses a kv model on Triton 21.08, which has no implicit state', async () => {
+    const metadata =
+      '{"name":"gpt2","versions":["1"],"platform":"onnxruntime_onnx","inputs":[{"name":"input_ids","datatype":"INT64","shape":[-1,-1]},{"name":"attention_mask","datatype":"INT64","shape":[-1,-1]},{"name":"position_ids","datatype":"INT64","shape":[-1,-1]}],"outputs":[{"name":"logits","datatype":"FP32","shape":[-1,-1,50257]}]}';
+    const t = await replay({ metadata, serverVersion: '2.13.0' });
+    await assert.rejects(
+      backend(t.url).init(),
+      /needs implicit state, which Triton 2\.13\.0 lacks/,
+    );
+  });
+
+  it('rejects step() before init and after close with BACKEND_NOT_READY', async () => {
+    const t = await replay();
+    const b = backend(t.url);
+    await assert.rejects(
+      b.step([{ sequenceId: 1, tokens: [1] }]),
+      (e: unknown) => e instanceof BackendError && e.code === 'BACKEND_NOT_READY',
+    );
+    await b.init();
+    await b.close();
+    await assert.rejects(
+      b.step([{ sequenceId: 1, tokens: [1] }]),
+      (e: unknown) => e instanceof BackendError && e.code === 'BACKEND_NOT_READY',
+    );
+    assert.deepEqual(b.readiness(), { ready: false, reason: 'the Triton backend is closed' });
+  });
+
+  it('exports upstream metrics with bytes and outcomes', async () => {
+    const t = await replay();
+    const registry = new Registry();
+    const b = backend(t.url, { registry });
+    await b.init();
+    await b.step([{ sequenceId: 1, tokens: [5] }]);
+    const text = await registry.metrics();
+    const infer = t.infers()[0];
+    assert.match(
+      text,
+      new RegExp(
+        `gpt2_gateway_upstream_sent_bytes_total\\{endpoint="infer"\\} ${infer?.body.byteLength}\\n`,
+      ),
+    );
+    assert.match(text, /gpt2_gateway_upstream_requests_total\{endpoint="infer",outcome="ok"\} 1\n/);
+    assert.match(text, /gpt2_gateway_upstream_breaker_state 0\n/);
+  });
+});
+
+export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };

@@ -1,0 +1,276 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { run } from '../../src/cli/model.js';
+import { NAMED_CONFIGS, parseHfConfig, toHfConfig } from '../../src/model/configs.js';
+import { RandomWeights } from '../../src/model/random-weights.js';
+import { weightSpecs } from '../../src/model/weights.js';
+import { writeGpt2Checkpoint } from '../model/safetensors-fixture.js';
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Outcome> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(argv, env, {
+    out: (t) => {
+      stdout += t;
+    },
+    err: (t) => {
+      stderr += t;
+    },
+  });
+  return { code, stdout, stderr };
+}
+
+const tiny = NAMED_CONFIGS.tiny;
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gpt2-cli-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('gpt2-gateway model', () => {
+  test('--help everywhere', async () => {
+    for (const argv of [['--help'], ['pull', '--help'], ['build', '-h'], ['inspect', '--help']]) {
+      const r = await cli(argv);
+      assert.equal(r.code, 0, argv.join(' '));
+      assert.match(r.stdout, /^Usage: gpt2-gateway model /);
+      assert.equal(r.stderr, '');
+    }
+    const none = await cli([]);
+    assert.equal(none.code, 2);
+    assert.match(none.stdout, /Commands:\n {2}pull .*\n {2}build .*\n {2}inspect /);
+  });
+
+  test('build --random into a Triton repository, then inspect prints Triton’s metadata and the parameter count', async () => {
+    const repo = join(dir, 'models');
+    const b = await cli([
+      'build',
+      '--random',
+      '--config',
+      'tiny',
+      '--seed',
+      '5',
+      '--variant',
+      'last',
+      '--repo',
+      repo,
+      '--name',
+      'g',
+      '--instance',
+      'cpu',
+    ]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(
+      b.stdout,
+      new RegExp(
+        `^wrote ${join(repo, 'g', '1', 'model.onnx')} and ${join(repo, 'g', 'config.pbtxt')}: variant last, 1,666,464 parameters, 6\\.7 MB, weights random \\(seed 5, std 0\\.02\\), [\\d.]+ s\\n$`,
+      ),
+    );
+    assert.match(await readFile(join(repo, 'g', 'config.pbtxt'), 'utf8'), /kind: KIND_CPU/);
+    const j = await cli(['inspect', join(repo, 'g'), '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    const parsed = JSON.parse(j.stdout) as Record<string, unknown>;
+    assert.deepEqual(parsed.metadata, {
+      name: 'g',
+      versions: ['1'],
+      platform: 'onnxruntime_onnx',
+      inputs: [
+        { name: 'input_ids', datatype: 'INT64', shape: [-1, -1] },
+        { name: 'attention_mask', datatype: 'INT64', shape: [-1, -1] },
+      ],
+      outputs: [{ name: 'last_logits', datatype: 'FP32', shape: [-1, 50257] }],
+    });
+    assert.equal(parsed.parameters, 1_666_464);
+    assert.equal(parsed.understood, 'last');
+    const t = await cli(['inspect', join(repo, 'g', '1', 'model.onnx'), '--name', 'gpt2']);
+    assert.equal(t.code, 0);
+    assert.match(t.stdout, /^variant: {5}last\nparameters: {2}1,666,464\n/m);
+    assert.ok(
+      t.stdout.includes(
+        `Triton GET /v2/models/gpt2:\n${JSON.stringify({ ...(parsed.metadata as object), name: 'gpt2' })}\n`,
+      ),
+    );
+  });
+
+  test('inspect names each variant and the seed signature', async () => {
+    for (const [variant, extra, expected] of [
+      ['logits', [], 'logits'],
+      ['logits', ['--seed-signature'], 'logits (seed signature)'],
+      ['next-token', [], 'next-token'],
+      ['kv', [], 'kv'],
+    ] as const) {
+      const file = join(dir, `${variant}${extra.length}.onnx`);
+      const b = await cli([
+        'build',
+        '--random',
+        '--config',
+        'tiny',
+        '--variant',
+        variant,
+        ...extra,
+        '--out',
+        file,
+      ]);
+      assert.equal(b.code, 0, b.stderr);
+      const r = await cli(['inspect', file, '--json']);
+      assert.equal((JSON.parse(r.stdout) as { understood: string }).understood, expected);
+    }
+  });
+
+  test('build --weights DIR from a pulled checkpoint (config.json + model.safetensors)', async () => {
+    const w = join(dir, 'weights');
+    await mkdir(w, { recursive: true });
+    const specs = weightSpecs(tiny);
+    const rnd = new RandomWeights(1);
+    await writeGpt2Checkpoint(
+      join(w, 'model.safetensors'),
+      tiny,
+      new Map(specs.map((s) => [s.name, rnd.tensor(s)])),
+      new Map(specs.map((s) => [s.name, s.shape])),
+      { prefix: true, dtype: 'F32', buffers: true, lmHead: true },
+    );
+    await writeFile(join(w, 'config.json'), JSON.stringify(toHfConfig(tiny)));
+    const r = await cli(['build', '--weights', w, '--variant', 'kv', '--out', join(dir, 'w.onnx')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /variant kv, 1,666,464 parameters, .* weights safetensors .*model\.safetensors/,
+    );
+
+    // Malformed inputs: one line each, naming the problem.
+    const full = (await readFile(join(w, 'model.safetensors'))).length;
+    await truncate(join(w, 'model.safetensors'), full - 1000);
+    const trunc = await cli(['build', '--weights', w, '--out', join(dir, 'x.onnx')]);
+    assert.equal(trunc.code, 1);
+    assert.match(
+      trunc.stderr,
+      /^gpt2-gateway model: .*model\.safetensors: tensor [\w.]+: data ends at byte \d+ but the file has \d+ bytes \(truncated download\?\)\n$/,
+    );
+    await writeFile(join(w, 'config.json'), '{"n_layer": 2,');
+    const badJson = await cli(['build', '--weights', w]);
+    assert.equal(badJson.code, 1);
+    assert.match(badJson.stderr, /^gpt2-gateway model: .*config\.json is not valid JSON \(.*\)\n$/);
+    const missing = await cli(['build', '--weights', join(dir, 'nope')]);
+    assert.equal(
+      missing.stderr,
+      `gpt2-gateway model: cannot read ${join(dir, 'nope', 'config.json')}: ENOENT\n`,
+    );
+  });
+
+  test('usage errors exit 2 with a pointer to --help', async () => {
+    const cases: [string[], string][] = [
+      [['build'], 'give exactly one of --weights DIR or --random'],
+      [
+        ['build', '--random', '--config', 'huge'],
+        "--config must be one of tiny, gpt2 (got 'huge')",
+      ],
+      [
+        ['build', '--random', '--seed-signature', '--variant', 'kv'],
+        '--seed-signature needs --variant logits',
+      ],
+      [['build', '--random', '--seed', '1.5'], "--seed must be an integer >= 0 (got '1.5')"],
+      [['build', '--random', '--frobnicate'], "Unknown option '--frobnicate'"],
+      [['inspect'], 'give the model file or model directory to inspect'],
+    ];
+    for (const [argv, message] of cases) {
+      const r = await cli(argv);
+      assert.equal(r.code, 2, argv.join(' '));
+      assert.ok(r.stderr.startsWith(`gpt2-gateway model: ${message}`), r.stderr);
+      assert.match(r.stderr, /\(see 'gpt2-gateway model (build|inspect) --help'\)\n$/);
+    }
+  });
+
+  test('--layout transformers-js writes a directory whose tokenizer.json is GPT-2’s', async () => {
+    const out = join(dir, 'tjs');
+    const r = await cli([
+      'build',
+      '--random',
+      '--config',
+      'tiny',
+      '--variant',
+      'kv',
+      '--layout',
+      'transformers-js',
+      '--out',
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      parseHfConfig(JSON.parse(await readFile(join(out, 'config.json'), 'utf8'))),
+      tiny,
+    );
+    const tokenizer = new Tokenizer(
+      JSON.parse(await readFile(join(out, 'tokenizer.json'), 'utf8')),
+      JSON.parse(await readFile(join(out, 'tokenizer_config.json'), 'utf8')),
+    );
+    // Reference ids from performance-anchors.md §7 ("I enjoy working in Seldon").
+    assert.deepEqual(
+      tokenizer.encode('I enjoy working in Seldon', { add_special_tokens: false }).ids,
+      [40, 2883, 1762, 287, 1001, 25900],
+    );
+    assert.deepEqual(tokenizer.encode('<|endoftext|>', { add_special_tokens: false }).ids, [50256]);
+    const wrong = await cli([
+      'build',
+      '--random',
+      '--config',
+      'tiny',
+      '--variant',
+      'last',
+      '--layout',
+      'transformers-js',
+      '--out',
+      out,
+    ]);
+    assert.equal(
+      wrong.stderr,
+      'gpt2-gateway model: the transformers.js layout needs the kv variant (past/present tensors)\n',
+    );
+  });
+
+  test('pull uses HF_ENDPOINT and reports what it verified', async () => {
+    const body = Buffer.from('{"n_layer":2}');
+    const server = createServer((req, res) => {
+      if (req.url !== '/distilgpt2/resolve/main/config.json') {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-length': body.length, etag: '"abc"' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const target = join(dir, 'pulled');
+      const r = await cli(['pull', 'distilgpt2', '--dir', target, '--file', 'config.json'], {
+        HF_ENDPOINT: endpoint,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(
+        r.stdout,
+        `downloaded ${join(target, 'config.json')} (0.0 MB, size verified)\nnext: gpt2-gateway model build --weights ${target}\n`,
+      );
+      assert.equal(
+        createHash('sha256')
+          .update(await readFile(join(target, 'config.json')))
+          .digest('hex'),
+        createHash('sha256').update(body).digest('hex'),
+      );
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

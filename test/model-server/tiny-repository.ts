@@ -1,0 +1,36 @@
+/** A model repository with the tiny GPT-2 in every serving variant, built once per test file. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ModelVariant } from '../../src/backends/backend.js';
+import { NAMED_CONFIGS } from '../../src/model/configs.js';
+import { writeModelRepository } from '../../src/model/model-repository.js';
+
+export const SEED = 7;
+/** Model names in the repository: each variant, plus the notebook's seed signature. */
+export const MODELS: readonly { name: string; variant: ModelVariant; seedSignature: boolean }[] = [
+  { name: 'logits', variant: 'logits', seedSignature: false },
+  { name: 'last', variant: 'last', seedSignature: false },
+  { name: 'next-token', variant: 'next-token', seedSignature: false },
+  { name: 'kv', variant: 'kv', seedSignature: false },
+  { name: 'seed', variant: 'logits', seedSignature: true },
+];
+
+export async function tinyRepository(
+  only?: readonly string[],
+): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'gpt2-model-server-'));
+  for (const m of MODELS) {
+    if (only !== undefined && !only.includes(m.name)) continue;
+    await writeModelRepository({
+      repository: dir,
+      name: m.name,
+      config: NAMED_CONFIGS.tiny,
+      weights: { kind: 'random', seed: SEED },
+      variant: m.variant,
+      seedSignature: m.seedSignature,
+      instanceKind: 'cpu',
+    });
+  }
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
