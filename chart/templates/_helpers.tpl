@@ -64,16 +64,6 @@ over 63 characters with a hash, so keep it short. */}}
 {{- end }}
 {{- end }}
 
-{{/* Triton's URL: explicit, or this chart's Triton container service (direct, so binary tensors
-work; the executor on :8000 corrupts them, reference §7.6). */}}
-{{- define "gpt2-gateway.tritonUrl" -}}
-{{- if .Values.triton.url }}
-{{- .Values.triton.url }}
-{{- else if .Values.seldon.enabled }}
-{{- printf "http://%s-%s-%s.%s.svc:9000" (include "gpt2-gateway.seldonName" .) .Values.seldon.predictor .Values.seldon.graphName .Release.Namespace }}
-{{- end }}
-{{- end }}
-
 {{- define "gpt2-gateway.claimName" -}}
 {{- default (printf "%s-models" (include "gpt2-gateway.fullname" .)) .Values.modelStorage.existingClaim }}
 {{- end }}

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { loadConfig } from '../../src/config.js';
 import { HelmError } from '../../src/deploy/helm.js';
 import { at, CHART, helm, type K8sObject, kinds, one, ROOT, render } from './render.js';
 
@@ -30,6 +31,53 @@ test('helm lint --strict passes with the defaults and every CI values file', asy
   ]);
   await helm().lint(CHART);
   for (const file of CI_VALUES) await helm().lint(CHART, { valuesFiles: [`${CHART}/ci/${file}`] });
+});
+
+test('the gateway accepts the environment the chart gives it, for every values file', async () => {
+  const seen: Record<string, unknown> = {};
+  for (const file of [undefined, ...CI_VALUES]) {
+    const env = gatewayEnv(await render({ valuesFiles: file === undefined ? [] : [file] }));
+    const config = loadConfig(env);
+    seen[file ?? 'defaults'] = {
+      backend: config.backend,
+      url: config.triton.url,
+      wire: config.triton.wire,
+      seldon: config.triton.seldonDeployment,
+    };
+  }
+  assert.deepEqual(seen, {
+    defaults: { backend: 'triton', url: undefined, wire: 'binary', seldon: 'gpt2-gateway-triton' },
+    'embedded-values.yaml': {
+      backend: 'embedded',
+      url: undefined,
+      wire: 'binary',
+      seldon: undefined,
+    },
+    'everything-on-values.yaml': {
+      backend: 'triton',
+      url: undefined,
+      wire: 'binary',
+      seldon: 'gpt2-gateway-triton',
+    },
+    'existing-claim-values.yaml': {
+      backend: 'triton',
+      url: undefined,
+      wire: 'binary',
+      seldon: 'gpt2-gateway-triton',
+    },
+    'existing-seldon-values.yaml': {
+      backend: 'triton',
+      url: undefined,
+      wire: 'json',
+      seldon: 'gpt2gpu',
+    },
+    'existing-triton-values.yaml': {
+      backend: 'triton',
+      url: 'http://triton.inference.svc:8000',
+      wire: 'binary',
+      seldon: undefined,
+    },
+  });
 });
 
 test('the defaults render the gateway and the whole model side, nothing optional', async () => {
@@ -108,7 +156,7 @@ test('checksum/config changes with the configuration and only with it', async ()
   assert.equal(await checksum(['replicaCount=5']), base);
 });
 
-test('the gateway is configured to reach the Triton container service of its own SeldonDeployment', async () => {
+test('the gateway is configured to find and follow its own SeldonDeployment', async () => {
   const objects = await render();
   const sdep = one(objects, 'SeldonDeployment');
   const predictor = at(sdep, 'spec', 'predictors', 0);
@@ -128,9 +176,8 @@ test('the gateway is configured to reach the Triton container service of its own
     RATE_LIMIT_WINDOW_MS: '60000',
     BODY_LIMIT_BYTES: '65536',
     SHUTDOWN_TIMEOUT_MS: '30000',
-    // Seldon names the container service <sdep>-<predictor>-<graph>, port 9000 (reference §7.4);
-    // direct to Triton because the executor corrupts binary tensors (§7.6).
-    TRITON_URL: `http://${sdep.metadata.name}-${at(predictor, 'name')}-${graph}.default.svc:9000`,
+    // No TRITON_URL: the gateway finds Triton through the SeldonDeployment (binary wire:
+    // <sdep>-<predictor>-<graph>:9000, reference §7.4) and follows its status for readiness.
     TRITON_WIRE: 'binary',
     TRITON_TIMEOUT_MS: '30000',
     TRITON_CONNECTIONS: '16',
@@ -139,10 +186,6 @@ test('the gateway is configured to reach the Triton container service of its own
     SELDON_PREDICTOR: 'default',
     SELDON_GRAPH: String(graph),
   });
-  assert.equal(
-    gatewayEnv(objects).TRITON_URL,
-    'http://gpt2-gateway-triton-default-triton.default.svc:9000',
-  );
   // The Role lets the gateway's own ServiceAccount read exactly that SeldonDeployment.
   assert.deepEqual(at(one(objects, 'Role'), 'rules'), [
     {
@@ -383,7 +426,7 @@ test('an existing Triton: no volume, no SeldonDeployment, no Role; the gateway g
   assert.equal(env.SELDON_DEPLOYMENT, undefined);
 });
 
-test('an existing SeldonDeployment through its executor: JSON wire and a Role for that one object', async () => {
+test('an existing SeldonDeployment found by name: JSON wire and a Role for that one object', async () => {
   const objects = await render({ valuesFiles: ['existing-seldon-values.yaml'] });
   assert.deepEqual(kinds(objects), [
     'ConfigMap/gpt2-gateway',
@@ -396,6 +439,7 @@ test('an existing SeldonDeployment through its executor: JSON wire and a Role fo
   ]);
   const env = gatewayEnv(objects);
   assert.equal(env.TRITON_WIRE, 'json');
+  assert.equal(env.TRITON_URL, undefined);
   assert.equal(env.SELDON_DEPLOYMENT, 'gpt2gpu');
   assert.equal(env.SELDON_NAMESPACE, 'default');
   assert.equal(env.SELDON_PREDICTOR, undefined);
@@ -442,7 +486,11 @@ test('values.schema.json rejects typos and bad values, and the templates refuse 
     [['replicas=3'], /additional properties 'replicas' not allowed/],
     [
       ['seldon.enabled=false'],
-      /config.backend is triton but there is no Triton to talk to: set triton.url, or seldon.enabled=true/,
+      /config.backend is triton but there is no Triton to talk to: set triton.url or triton.seldonDeployment, or seldon.enabled=true/,
+    ],
+    [
+      ['triton.url=http://t:8000', 'triton.seldonDeployment=x'],
+      /set triton.url or triton.seldonDeployment, not both/,
     ],
     [['modelStorage.enabled=false'], /seldon.enabled needs modelStorage.enabled/],
   ];
