@@ -44,8 +44,9 @@ export function summarize(attack: AttackResult): Summary {
   const ttft = ok.flatMap((r) => (r.ttftMs === undefined ? [] : [r.ttftMs]));
   return {
     requests: n,
-    // vegeta: rate over the attack (n - 1 intervals); throughput counts successes over the whole run.
-    rate: n > 1 && attackMs > 0 ? ((n - 1) * 1000) / attackMs : n,
+    // As vegeta computes them (lib/metrics.go): rate = requests / attack duration (first to last
+    // request sent); throughput = successes / (attack + wait). So 60 requests at 1/s read 1.02.
+    rate: attackMs > 0 ? (n * 1000) / attackMs : n,
     throughput: totalMs > 0 ? (ok.length * 1000) / totalMs : ok.length,
     durationMs: { total: totalMs, attack: attackMs, wait: waitMs },
     latencyMs: distribution(results.map((r) => r.latencyMs)),

@@ -148,7 +148,7 @@ test("the text report has vegeta's layout and our token rows, with numbers worke
   assert.equal(
     textReport(s),
     [
-      'Requests      [total, rate, throughput]         4, 1.00, 0.88',
+      'Requests      [total, rate, throughput]         4, 1.33, 0.88',
       'Duration      [total, attack, wait]             3.4s, 3s, 400ms',
       'Latencies     [min, mean, 50, 90, 95, 99, max]  100ms, 250ms, 200ms, 400ms, 400ms, 400ms, 400ms',
       'Bytes In      [total, mean]                     3050, 762.50',
