@@ -95,8 +95,8 @@ export class Helm {
     return this.run(['template', release, chart, ...valuesArgs(options)]);
   }
 
-  lint(chart: string, options: Omit<ValuesOptions, 'namespace'> = {}): Promise<string> {
-    return this.run(['lint', '--strict', chart, ...valuesArgs({ namespace: '', ...options })]);
+  lint(chart: string, valuesFiles: readonly string[] = []): Promise<string> {
+    return this.run(['lint', '--strict', chart, ...valuesFiles.flatMap((f) => ['--values', f])]);
   }
 
   /** `helm upgrade --install`; waiting for readiness is ours (see wait.ts), not helm's. */
@@ -128,7 +128,7 @@ export class Helm {
 }
 
 function valuesArgs(options: ValuesOptions): string[] {
-  const args = options.namespace === '' ? [] : ['--namespace', options.namespace];
+  const args = ['--namespace', options.namespace];
   for (const file of options.valuesFiles ?? []) args.push('--values', file);
   for (const pair of options.set ?? []) args.push('--set', pair);
   return args;

@@ -14,7 +14,6 @@ export interface WaitOptions {
   pollMs?: number;
   /** Called with a line whenever an object's state changes. */
   onProgress?: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 export class WaitError extends Error {
@@ -59,16 +58,6 @@ export async function waitForRelease(
         `timed out after ${Math.round(options.timeoutMs / 1000)} s waiting for ${waiting.join(', ')}`,
       );
     }
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(resolve, pollMs);
-      options.signal?.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(timer);
-          reject(new WaitError('interrupted'));
-        },
-        { once: true },
-      );
-    });
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }

@@ -27,7 +27,9 @@ export function htmlReport(attack: AttackResult, text: string, title: string): s
   const seconds = new Map<number, number[]>();
   for (const r of results) {
     const s = Math.floor(r.startMs / 1000);
-    seconds.set(s, [...(seconds.get(s) ?? []), r.latencyMs]);
+    const bucket = seconds.get(s);
+    if (bucket === undefined) seconds.set(s, [r.latencyMs]);
+    else bucket.push(r.latencyMs);
   }
   const line = (pick: 'p50' | 'p99') =>
     [...seconds.entries()]

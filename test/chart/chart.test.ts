@@ -30,7 +30,7 @@ test('helm lint --strict passes with the defaults and every CI values file', asy
     'existing-triton-values.yaml',
   ]);
   await helm().lint(CHART);
-  for (const file of CI_VALUES) await helm().lint(CHART, { valuesFiles: [`${CHART}/ci/${file}`] });
+  for (const file of CI_VALUES) await helm().lint(CHART, [`${CHART}/ci/${file}`]);
 });
 
 test('the gateway accepts the environment the chart gives it, for every values file', async () => {
