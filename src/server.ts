@@ -73,6 +73,8 @@ export async function runServer(env: Record<string, string | undefined>): Promis
       'ready',
     );
   } catch (err) {
+    // A signal during start-up closes the backend under init(); that is a stop, not a failure.
+    if (stopping !== undefined) return exited;
     logger.fatal({ err }, 'the backend cannot serve');
     await app.close();
     await backend.close();

@@ -14,7 +14,7 @@ import {
 } from '../model/build.js';
 import { type Gpt2Config, isNamedConfig, NAMED_CONFIGS, parseHfConfig } from '../model/configs.js';
 import { DEFAULT_ENDPOINT, DEFAULT_FILES, DEFAULT_REVISION, pullModel } from '../model/hub.js';
-import { readModelSummary } from '../model/metadata.js';
+import { readModelSummary, tritonView } from '../model/metadata.js';
 import { writeModelRepository } from '../model/model-repository.js';
 import { understandSignature } from '../model/signature.js';
 import { writeTransformersJsLayout } from '../model/transformers-js-layout.js';
@@ -64,6 +64,9 @@ Model:
   --variant V            ${VARIANTS.join(' | ')} (default: ${DEFAULT_VARIANT})
   --seed-signature       logits only: the notebook's interface (input_ids:0, attention_mask:0
                          INT32; outputs past_key_values and logits)
+  --fused                use onnxruntime's fused operators (MultiHeadAttention, SkipLayerNorm,
+                         FastGelu): same interface, faster on onnxruntime, not portable to
+                         other runtimes (the default is the standard-operator graph)
 
 Output (default: a Triton model repository entry):
   --repo DIR             model repository (default: ${DEFAULT_REPOSITORY})
@@ -154,7 +157,7 @@ function mb(bytes: number): string {
 }
 
 function describeBuild(r: BuildReport, where: string): string {
-  return `wrote ${where}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
+  return `wrote ${where}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fused ? ' (fused)' : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
 }
 
 async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
@@ -206,6 +209,7 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
       seed: { type: 'string' },
       variant: { type: 'string' },
       'seed-signature': { type: 'boolean' },
+      fused: { type: 'boolean' },
       repo: { type: 'string' },
       name: { type: 'string' },
       instance: { type: 'string' },
@@ -257,7 +261,9 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
     });
     weights = { kind: 'safetensors', file };
   }
-  const opts = { config, weights, variant, seedSignature };
+  const fused = values.fused === true;
+  if (seedSignature && fused) throw new UsageError('--seed-signature and --fused do not combine');
+  const opts = { config, weights, variant, seedSignature, fused };
 
   if (layout === 'transformers-js') {
     if (values.out === undefined) throw new UsageError('--layout transformers-js needs --out DIR');
@@ -314,6 +320,15 @@ async function inspect(argv: string[], io: CommandIo): Promise<number> {
   }
   name ??= basename(file).replace(/\.onnx$/, '');
   const summary = await readModelSummary(file, name);
+  // A repository entry is served per its config.pbtxt: implicit-state tensors disappear.
+  const configText = info.isDirectory()
+    ? await readFile(join(path, 'config.pbtxt'), 'utf8').catch(() => undefined)
+    : undefined;
+  const served =
+    configText === undefined ? summary.metadata : tritonView(summary.metadata, configText);
+  const hidesState =
+    served.inputs.length !== summary.metadata.inputs.length ||
+    served.outputs.length !== summary.metadata.outputs.length;
   let understood: string;
   let signature: unknown;
   try {
@@ -325,7 +340,7 @@ async function inspect(argv: string[], io: CommandIo): Promise<number> {
   }
   if (values.json) {
     io.out(
-      `${JSON.stringify({ metadata: summary.metadata, parameters: summary.parameters, fileBytes: summary.fileBytes, opsets: summary.opsets, producer: summary.producer, properties: summary.properties, signature: signature ?? null, understood })}\n`,
+      `${JSON.stringify({ metadata: served, fileMetadata: summary.metadata, parameters: summary.parameters, fileBytes: summary.fileBytes, opsets: summary.opsets, producer: summary.producer, properties: summary.properties, signature: signature ?? null, understood })}\n`,
     );
     return 0;
   }
@@ -343,8 +358,8 @@ async function inspect(argv: string[], io: CommandIo): Promise<number> {
       tensors(summary.metadata.inputs),
       'outputs:',
       tensors(summary.metadata.outputs),
-      `Triton GET /v2/models/${name}:`,
-      JSON.stringify(summary.metadata),
+      `Triton GET /v2/models/${name}${hidesState ? ' (implicit state kept by Triton, per config.pbtxt)' : ''}:`,
+      JSON.stringify(served),
       '',
     ].join('\n'),
   );

@@ -10,6 +10,8 @@ import { GenerationCancelledError } from '../generation/scheduler.js';
 import type { GatewayMetrics, RejectionReason } from '../metrics/metrics.js';
 import { type ErrorCode, fromBackendError, GatewayError } from './errors.js';
 
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
 const REJECTION_REASONS: Partial<Record<ErrorCode, RejectionReason>> = {
   INVALID_JSON: 'invalid_request',
   INVALID_REQUEST: 'invalid_request',
@@ -134,7 +136,16 @@ export function installErrorHandler(
     return reply.code(error.statusCode).type('application/json').send(error.body());
   });
   app.setNotFoundHandler((request, reply) => {
-    const error = new GatewayError('NOT_FOUND', `no route ${request.method} ${request.url}`);
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = METHODS.filter((method) => app.hasRoute({ method, url: path }));
+    if (allowed.length > 0) {
+      const error = new GatewayError(
+        'METHOD_NOT_ALLOWED',
+        `${path} accepts ${allowed.join(', ')}, not ${request.method}`,
+      );
+      return reply.code(error.statusCode).header('allow', allowed.join(', ')).send(error.body());
+    }
+    const error = new GatewayError('NOT_FOUND', `no route ${request.method} ${path}`);
     return reply.code(error.statusCode).send(error.body());
   });
 }

@@ -8,7 +8,7 @@ import { endianness } from 'node:os';
 import type { ModelVariant } from '../backends/backend.js';
 import { VERSION } from '../version.js';
 import type { Gpt2Config } from './configs.js';
-import { buildGpt2Graph, IR_VERSION, OPSET_VERSION } from './gpt2-graph.js';
+import { buildGpt2Graph, CONTRIB_DOMAIN, IR_VERSION, OPSET_VERSION } from './gpt2-graph.js';
 import { modelProto } from './onnx-proto.js';
 import { writeMessageToFile } from './protobuf.js';
 import { RandomWeights } from './random-weights.js';
@@ -28,12 +28,15 @@ export interface BuildOptions {
   weights: WeightSource;
   variant: ModelVariant;
   seedSignature?: boolean;
+  /** onnxruntime fused operators (com.microsoft); the default standard graph runs anywhere. */
+  fused?: boolean;
 }
 
 export interface BuildReport {
   file: string;
   variant: ModelVariant;
   seedSignature: boolean;
+  fused: boolean;
   /** Parameters stored (tied LM head counted once): 124,439,808 for `gpt2`. */
   parameters: number;
   bytes: number;
@@ -65,16 +68,21 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
       config: opts.config,
       variant: opts.variant,
       seedSignature: opts.seedSignature ?? false,
+      fused: opts.fused ?? false,
       weightProducer: (spec) => (emit) => weights.stream(spec, emit),
     });
     const model = modelProto({
       irVersion: IR_VERSION,
-      opsets: [{ domain: '', version: OPSET_VERSION }],
+      opsets: [
+        { domain: '', version: OPSET_VERSION },
+        ...(opts.fused ? [{ domain: CONTRIB_DOMAIN, version: 1 }] : []),
+      ],
       producerName: 'gpt2-gateway',
       producerVersion: VERSION,
       graph,
       metadata: {
         'gpt2.variant': opts.variant,
+        'gpt2.graph': opts.fused ? 'fused' : 'standard',
         'gpt2.weights': weights.description,
         'gpt2.n_layer': String(opts.config.nLayer),
         'gpt2.n_head': String(opts.config.nHead),
@@ -95,6 +103,7 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
       file: outFile,
       variant: opts.variant,
       seedSignature: opts.seedSignature ?? false,
+      fused: opts.fused ?? false,
       parameters: parameterCount(opts.config),
       bytes,
       weights: weights.description,

@@ -32,6 +32,8 @@ import { elementCount, type WeightSpec, weightSpecs } from './weights.js';
 
 export const OPSET_VERSION = 17;
 export const IR_VERSION = 8;
+/** onnxruntime's contrib operator domain, used by --fused graphs. */
+export const CONTRIB_DOMAIN = 'com.microsoft';
 /** Added to the scores of masked keys; finite so that a fully masked row never yields NaN. */
 const MASK_VALUE = -1e9;
 
@@ -44,6 +46,8 @@ export interface GraphOptions {
   config: Gpt2Config;
   variant: ModelVariant;
   seedSignature: boolean;
+  /** Use onnxruntime's com.microsoft fused operators (see fusedLayers). */
+  fused?: boolean;
   /** Streams a weight's float32 bytes into the file. */
   weightProducer: (spec: WeightSpec) => Producer;
 }
@@ -63,6 +67,7 @@ class GraphBuilder {
     attributes: Readonly<Record<string, AttributeValue>> = {},
     outputs: number | readonly string[] = 1,
     prefix = '',
+    domain = '',
   ): string[] {
     const id = this.counter++;
     const base = `${prefix}/${opType}_${id}`;
@@ -70,7 +75,7 @@ class GraphBuilder {
       typeof outputs === 'number'
         ? Array.from({ length: outputs }, (_, k) => `${base}_out${k}`)
         : [...outputs];
-    this.nodes.push(nodeProto(opType, inputs, outNames, base, attributes));
+    this.nodes.push(nodeProto(opType, inputs, outNames, base, attributes, domain));
     return outNames;
   }
 
@@ -79,8 +84,9 @@ class GraphBuilder {
     inputs: readonly string[],
     attributes: Readonly<Record<string, AttributeValue>> = {},
     prefix = '',
+    domain = '',
   ): string {
-    return this.op(opType, inputs, attributes, 1, prefix)[0]!;
+    return this.op(opType, inputs, attributes, 1, prefix, domain)[0]!;
   }
 
   int64s(values: readonly number[], scalar = false): string {
@@ -145,6 +151,9 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
   if (seedSignature && variant !== 'logits') {
     throw new Error('--seed-signature applies to the logits variant only');
   }
+  if (seedSignature && opts.fused) {
+    throw new Error('--seed-signature reproduces the notebook’s plain graph; it cannot be --fused');
+  }
   const g = new GraphBuilder();
   const e = config.nEmbd;
   const nHead = config.nHead;
@@ -208,11 +217,98 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
 
   // Embeddings.
   const wte = w('wte.weight');
-  let h = g.op1('Add', [
+  const h = g.op1('Add', [
     g.op1('Gather', [wte, inputIds], { axis: 0 }),
     g.op1('Gather', [w('wpe.weight'), positionIds], { axis: 0 }),
   ]);
 
+  const layers: LayerContext = { g, w, config, past, attnBias, h };
+  const { hidden: hf, presents } =
+    opts.fused === true ? fusedLayers(layers) : standardLayers(layers);
+
+  const vocab = config.vocabSize;
+  /** [rows, E] × wteᵀ through Gemm(transB): no transposed copy of the tied matrix. */
+  const lmHead = (rows2d: string, outName?: string): string =>
+    g.op('Gemm', [rows2d, wte], { transB: 1 }, outName === undefined ? 1 : [outName])[0]!;
+
+  if (variant === 'logits' || variant === 'kv') {
+    const flat = g.op1('Reshape', [hf, g.int64s([-1, e])]);
+    const batchSeq = g.op1('Slice', [g.op1('Shape', [inputIds]), g.int64s([0]), g.int64s([2])]);
+    const outShape = g.op1('Concat', [batchSeq, g.int64s([vocab])], { axis: 0 });
+    g.op('Reshape', [lmHead(flat), outShape], {}, ['logits']);
+    if (seedSignature) {
+      // [n_layer, 2, batch, n_head, seq, head_dim], as the notebook's tf2onnx export returned it.
+      const perLayer = presents.map(({ key, value }) =>
+        g.op1('Unsqueeze', [
+          g.op1(
+            'Concat',
+            [g.op1('Unsqueeze', [key, g.int64s([0])]), g.op1('Unsqueeze', [value, g.int64s([0])])],
+            { axis: 0 },
+          ),
+          g.int64s([0]),
+        ]),
+      );
+      g.op('Concat', perLayer, { axis: 0 }, ['past_key_values']);
+      g.output('past_key_values', OnnxType.FLOAT, [config.nLayer, 2, BATCH, nHead, SEQ, headDim]);
+    }
+    g.output('logits', OnnxType.FLOAT, [BATCH, SEQ, vocab]);
+    if (isKv) {
+      for (let i = 0; i < config.nLayer; i++) {
+        g.output(`present.${i}.key`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
+        g.output(`present.${i}.value`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
+      }
+    }
+  } else {
+    // Each row's last real position: max over (mask × (index + 1)) − 1, right or left padding.
+    const idx1 = g.op1('Add', [g.op1('Range', [g.int64s([0], true), seqLen, one]), one]);
+    const lastPos = g.op1('Sub', [
+      g.op1('ReduceMax', [g.op1('Mul', [mask, idx1])], { axes: [1], keepdims: 1 }),
+      one,
+    ]);
+    const lastPosClamped = g.op1('Max', [lastPos, g.int64s([0], true)]);
+    const lastHidden = g.op1('GatherND', [hf, lastPosClamped], { batch_dims: 1 });
+    if (variant === 'last') {
+      lmHead(lastHidden, 'last_logits');
+      g.output('last_logits', OnnxType.FLOAT, [BATCH, vocab]);
+    } else {
+      const logits = lmHead(lastHidden);
+      g.op('ArgMax', [logits], { axis: 1, keepdims: 1 }, ['next_token']);
+      const logSoftmax = g.op1('LogSoftmax', [logits], { axis: 1 });
+      // The log-probability of the argmax is the row's maximum log-softmax value.
+      g.op('ReduceMax', [logSoftmax], { axes: [1], keepdims: 1 }, ['logprob']);
+      g.output('next_token', OnnxType.INT64, [BATCH, 1]);
+      g.output('logprob', OnnxType.FLOAT, [BATCH, 1]);
+    }
+  }
+  return g.graph(
+    `gpt2-${variant}${seedSignature ? '-seed-signature' : ''}${opts.fused ? '-fused' : ''}`,
+  );
+}
+
+interface LayerContext {
+  g: GraphBuilder;
+  w: (name: string) => string;
+  config: Gpt2Config;
+  past: readonly { key: string; value: string }[];
+  /** Additive attention bias [batch, 1, seq, total]. */
+  attnBias: string;
+  /** Embeddings [batch, seq, n_embd]. */
+  h: string;
+}
+
+interface LayersResult {
+  /** Final layer norm output [batch, seq, n_embd]. */
+  hidden: string;
+  presents: { key: string; value: string }[];
+}
+
+/** The transformer blocks in standard opset-17 operators (transformers.js runs these too). */
+function standardLayers(c: LayerContext): LayersResult {
+  const { g, w, config, past, attnBias } = c;
+  let h = c.h;
+  const e = config.nEmbd;
+  const nHead = config.nHead;
+  const headDim = e / nHead;
   const headShape = g.int64s([0, 0, nHead, headDim]);
   const mergeShape = g.int64s([0, 0, e]);
   const scale = g.float(1 / Math.sqrt(headDim));
@@ -309,80 +405,109 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
     );
     h = g.op1('Add', [h, mlpOut], {}, pre);
   }
-  const hf = g.op1('LayerNormalization', [h, w('ln_f.weight'), w('ln_f.bias')], {
+  const hidden = g.op1('LayerNormalization', [h, w('ln_f.weight'), w('ln_f.bias')], {
     axis: -1,
     epsilon: eps,
   });
-
-  const vocab = config.vocabSize;
-  /** [rows, E] × wteᵀ through Gemm(transB): no transposed copy of the tied matrix. */
-  const lmHead = (rows2d: string, outName?: string): string =>
-    g.op('Gemm', [rows2d, wte], { transB: 1 }, outName === undefined ? 1 : [outName])[0]!;
-
-  if (variant === 'logits' || variant === 'kv') {
-    const flat = g.op1('Reshape', [hf, g.int64s([-1, e])]);
-    const batchSeq = g.op1('Slice', [g.op1('Shape', [inputIds]), g.int64s([0]), g.int64s([2])]);
-    const outShape = g.op1('Concat', [batchSeq, g.int64s([vocab])], { axis: 0 });
-    g.op('Reshape', [lmHead(flat), outShape], {}, ['logits']);
-    if (seedSignature) {
-      // [n_layer, 2, batch, n_head, seq, head_dim], as the notebook's tf2onnx export returned it.
-      const perLayer = presents.map(({ key, value }) =>
-        g.op1('Unsqueeze', [
-          g.op1(
-            'Concat',
-            [g.op1('Unsqueeze', [key, g.int64s([0])]), g.op1('Unsqueeze', [value, g.int64s([0])])],
-            { axis: 0 },
-          ),
-          g.int64s([0]),
-        ]),
-      );
-      g.op('Concat', perLayer, { axis: 0 }, ['past_key_values']);
-      g.output('past_key_values', OnnxType.FLOAT, [config.nLayer, 2, BATCH, nHead, SEQ, headDim]);
-    }
-    g.output('logits', OnnxType.FLOAT, [BATCH, SEQ, vocab]);
-    if (isKv) {
-      for (let i = 0; i < config.nLayer; i++) {
-        g.output(`present.${i}.key`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
-        g.output(`present.${i}.value`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
-      }
-    }
-  } else {
-    // Each row's last real position: max over (mask × (index + 1)) − 1, right or left padding.
-    const idx1 = g.op1('Add', [g.op1('Range', [g.int64s([0], true), seqLen, one]), one]);
-    const lastPos = g.op1('Sub', [
-      g.op1('ReduceMax', [g.op1('Mul', [mask, idx1])], { axes: [1], keepdims: 1 }),
-      one,
-    ]);
-    const lastPosClamped = g.op1('Max', [lastPos, g.int64s([0], true)]);
-    const lastHidden = g.op1('GatherND', [hf, lastPosClamped], { batch_dims: 1 });
-    if (variant === 'last') {
-      lmHead(lastHidden, 'last_logits');
-      g.output('last_logits', OnnxType.FLOAT, [BATCH, vocab]);
-    } else {
-      const logits = lmHead(lastHidden);
-      g.op('ArgMax', [logits], { axis: 1, keepdims: 1 }, ['next_token']);
-      const logSoftmax = g.op1('LogSoftmax', [logits], { axis: 1 });
-      // The log-probability of the argmax is the row's maximum log-softmax value.
-      g.op('ReduceMax', [logSoftmax], { axes: [1], keepdims: 1 }, ['logprob']);
-      g.output('next_token', OnnxType.INT64, [BATCH, 1]);
-      g.output('logprob', OnnxType.FLOAT, [BATCH, 1]);
-    }
-  }
-  return g.graph(`gpt2-${variant}${seedSignature ? '-seed-signature' : ''}`);
+  return { hidden, presents };
 }
 
-/** GPT-2's "gelu_new": 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+/**
+ * The transformer blocks with onnxruntime's com.microsoft fused operators: MultiHeadAttention
+ * (past/present in the same [batch, n_head, seq, head_dim] layout and names), SkipLayerNormalization
+ * (residual add + bias + layer norm in one pass) and FastGelu (bias + tanh GELU). Same weights,
+ * same interface; only onnxruntime can run it.
+ */
+function fusedLayers(c: LayerContext): LayersResult {
+  const { g, w, config, past, attnBias } = c;
+  const e = config.nEmbd;
+  const ms = CONTRIB_DOMAIN;
+  const eps = { float: config.layerNormEpsilon };
+  const presents: { key: string; value: string }[] = [];
+  let residual = c.h;
+  let normed = g.op1('LayerNormalization', [residual, w('h.0.ln_1.weight'), w('h.0.ln_1.bias')], {
+    axis: -1,
+    epsilon: eps,
+  });
+  for (let i = 0; i < config.nLayer; i++) {
+    const p = `h.${i}.`;
+    const pre = `/h.${i}`;
+    const qkv = g.op1('MatMul', [normed, w(`${p}attn.c_attn.weight`)], {}, pre);
+    const [q, k, v] = g.op('Split', [qkv, g.int64s([e, e, e])], { axis: 2 }, 3, pre) as [
+      string,
+      string,
+      string,
+    ];
+    const pastI = past[i];
+    const outputs =
+      pastI === undefined ? 1 : [`${pre}/attn_out`, `present.${i}.key`, `present.${i}.value`];
+    const attn = g.op(
+      'MultiHeadAttention',
+      [
+        q,
+        k,
+        v,
+        w(`${p}attn.c_attn.bias`),
+        '',
+        attnBias,
+        ...(pastI ? [pastI.key, pastI.value] : []),
+      ],
+      { num_heads: config.nHead },
+      outputs,
+      pre,
+      ms,
+    );
+    if (pastI !== undefined) presents.push({ key: attn[1]!, value: attn[2]! });
+    const proj = g.op1('MatMul', [attn[0]!, w(`${p}attn.c_proj.weight`)], {}, pre);
+    // output 0: LN(proj + bias + residual) = ln_2 input; output 3: the new residual stream.
+    const skip1 = g.op(
+      'SkipLayerNormalization',
+      [proj, residual, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`), w(`${p}attn.c_proj.bias`)],
+      { epsilon: eps },
+      [`${pre}/ln2`, '', '', `${pre}/resid_attn`],
+      pre,
+      ms,
+    );
+    const fc = g.op1('MatMul', [skip1[0]!, w(`${p}mlp.c_fc.weight`)], {}, pre);
+    const act = g.op1('FastGelu', [fc, w(`${p}mlp.c_fc.bias`)], {}, pre, ms);
+    const mlp = g.op1('MatMul', [act, w(`${p}mlp.c_proj.weight`)], {}, pre);
+    const last = i === config.nLayer - 1;
+    const skip2 = g.op(
+      'SkipLayerNormalization',
+      [
+        mlp,
+        skip1[3]!,
+        w(last ? 'ln_f.weight' : `h.${i + 1}.ln_1.weight`),
+        w(last ? 'ln_f.bias' : `h.${i + 1}.ln_1.bias`),
+        w(`${p}mlp.c_proj.bias`),
+      ],
+      { epsilon: eps },
+      [`${pre}/ln_next`, '', '', `${pre}/resid_mlp`],
+      pre,
+      ms,
+    );
+    normed = skip2[0]!;
+    residual = skip2[3]!;
+  }
+  return { hidden: normed, presents };
+}
+
+/**
+ * GPT-2's "gelu_new": x·0.5·(1 + tanh(√(2/π)·(x + 0.044715·x³))), spelled the way onnxruntime's
+ * FastGeluFusion recognises it (Pow, then x·0.5 times the bracket), so the standard graph gets a
+ * fused FastGelu at session start without the file leaving standard operators.
+ */
 function gelu(g: GraphBuilder, x: string, prefix: string): string {
-  const x3 = g.op1('Mul', [g.op1('Mul', [x, x], {}, prefix), x], {}, prefix);
+  const cube = g.op1('Pow', [x, g.float(3)], {}, prefix);
   const inner = g.op1(
     'Mul',
     [
-      g.op1('Add', [x, g.op1('Mul', [x3, g.float(0.044715)], {}, prefix)], {}, prefix),
+      g.op1('Add', [x, g.op1('Mul', [cube, g.float(0.044715)], {}, prefix)], {}, prefix),
       g.float(Math.sqrt(2 / Math.PI)),
     ],
     {},
     prefix,
   );
-  const t = g.op1('Add', [g.op1('Tanh', [inner], {}, prefix), g.float(1)], {}, prefix);
-  return g.op1('Mul', [g.op1('Mul', [x, t], {}, prefix), g.float(0.5)], {}, prefix);
+  const bracket = g.op1('Add', [g.op1('Tanh', [inner], {}, prefix), g.float(1)], {}, prefix);
+  return g.op1('Mul', [g.op1('Mul', [x, g.float(0.5)], {}, prefix), bracket], {}, prefix);
 }

@@ -228,3 +228,22 @@ export async function readModelSummary(onnxFile: string, name: string): Promise<
 export async function readModelMetadata(onnxFile: string, name: string): Promise<ModelMetadata> {
   return (await readModelSummary(onnxFile, name)).metadata;
 }
+
+/**
+ * Triton's view of a model whose config.pbtxt keeps implicit state (reference §4.3): state
+ * tensors are inputs/outputs of the ONNX file but not of the served model, so its metadata lists
+ * neither. `configText` is the config.pbtxt; without a `state` block the metadata is unchanged.
+ */
+export function tritonView(meta: ModelMetadata, configText: string): ModelMetadata {
+  const stateInputs = new Set(
+    [...configText.matchAll(/input_name:\s*"([^"]+)"/g)].map((m) => m[1]),
+  );
+  const stateOutputs = new Set(
+    [...configText.matchAll(/output_name:\s*"([^"]+)"/g)].map((m) => m[1]),
+  );
+  return {
+    ...meta,
+    inputs: meta.inputs.filter((t) => !stateInputs.has(t.name)),
+    outputs: meta.outputs.filter((t) => !stateOutputs.has(t.name)),
+  };
+}

@@ -158,7 +158,13 @@ export async function writeModelRepository(
   await mkdir(versionDir, { recursive: true });
   const modelFile = join(versionDir, 'model.onnx');
   const report = await buildOnnxModel(
-    { config: opts.config, weights: opts.weights, variant: opts.variant, seedSignature },
+    {
+      config: opts.config,
+      weights: opts.weights,
+      variant: opts.variant,
+      seedSignature,
+      fused: opts.fused,
+    },
     modelFile,
   );
   await writeFile(join(modelDir, 'config.pbtxt'), pbtxt);

@@ -9,7 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { run } from '../../src/cli/model.js';
 import { NAMED_CONFIGS, parseHfConfig, toHfConfig } from '../../src/model/configs.js';
+import type { ModelMetadata } from '../../src/model/metadata.js';
 import { RandomWeights } from '../../src/model/random-weights.js';
+import { understandSignature } from '../../src/model/signature.js';
 import { weightSpecs } from '../../src/model/weights.js';
 import { writeGpt2Checkpoint } from '../model/safetensors-fixture.js';
 
@@ -103,6 +105,40 @@ describe('gpt2-gateway model', () => {
       t.stdout.includes(
         `Triton GET /v2/models/gpt2:\n${JSON.stringify({ ...(parsed.metadata as object), name: 'gpt2' })}\n`,
       ),
+    );
+  });
+
+  test('inspect of a kv repository entry shows Triton’s view: states held by the sequence batcher', async () => {
+    const repo = join(dir, 'kvrepo');
+    const b = await cli([
+      'build',
+      '--random',
+      '--config',
+      'tiny',
+      '--variant',
+      'kv',
+      '--repo',
+      repo,
+      '--name',
+      'kv',
+    ]);
+    assert.equal(b.code, 0, b.stderr);
+    const r = await cli(['inspect', join(repo, 'kv'), '--json']);
+    const parsed = JSON.parse(r.stdout) as { metadata: ModelMetadata; fileMetadata: ModelMetadata };
+    const ids = (name: string) => ({ name, datatype: 'INT64', shape: [-1, -1] });
+    assert.deepEqual(parsed.metadata, {
+      name: 'kv',
+      versions: ['1'],
+      platform: 'onnxruntime_onnx',
+      inputs: [ids('input_ids'), ids('attention_mask'), ids('position_ids')],
+      outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, -1, 50257] }],
+    });
+    assert.equal(parsed.fileMetadata.inputs.length, 7);
+    assert.equal(understandSignature(parsed.metadata).kv?.implicitState, true);
+    const text = await cli(['inspect', join(repo, 'kv')]);
+    assert.match(
+      text.stdout,
+      /Triton GET \/v2\/models\/kv \(implicit state kept by Triton, per config\.pbtxt\):\n/,
     );
   });
 

@@ -93,3 +93,14 @@ test('unknown routes get 404 NOT_FOUND in the error body shape', async () => {
   });
   await app.close();
 });
+
+test('a known path with the wrong method gets 405 METHOD_NOT_ALLOWED and Allow', async () => {
+  const { app } = await toyApp();
+  const res = await app.inject({ method: 'GET', url: '/complete?x=1' });
+  assert.equal(res.statusCode, 405);
+  assert.equal(res.headers.allow, 'POST');
+  assert.deepEqual(res.json(), {
+    error: { code: 'METHOD_NOT_ALLOWED', message: '/complete accepts POST, not GET' },
+  });
+  await app.close();
+});

@@ -20,11 +20,15 @@ export const RANDOM_WEIGHTS_NOTICE =
   'weights/gpt2 --variant kv --instance cpu --name gpt2-kv`, then start with MODEL_NAME=gpt2-kv; ' +
   'or set BACKEND=triton to use a Triton server.';
 
-/** Builds <repository>/gpt2-random-kv/1/model.onnx unless it is already there. */
+/**
+ * Builds <repository>/<name>/1/model.onnx (random gpt2, kv) unless it is already there.
+ * `fused` selects onnxruntime's fused operators (the bench compares both graphs).
+ */
 export async function ensureDefaultModel(
   repository: string,
   modelFile: string,
   logger: Pick<Logger, 'info'>,
+  options: { name?: string; fused?: boolean } = {},
 ): Promise<void> {
   try {
     await access(modelFile);
@@ -42,8 +46,9 @@ export async function ensureDefaultModel(
     weights: { kind: 'random', seed: DEFAULT_MODEL_SEED },
     variant: 'kv',
     repository,
-    name: DEFAULT_MODEL_NAME,
+    name: options.name ?? DEFAULT_MODEL_NAME,
     instanceKind: 'cpu',
+    fused: options.fused ?? false,
   });
   logger.info(
     { seconds: Math.round((performance.now() - started) / 100) / 10 },

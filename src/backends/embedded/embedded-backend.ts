@@ -46,11 +46,32 @@ export interface EmbeddedBackendOptions {
   readonly intraOpNumThreads?: number;
 }
 
-interface KvState {
-  /** present.{i}.key|value of the last run, in layer order: [1, n_head, length, head_dim]. */
-  past: ort.Tensor[];
+/** A sequence's KV cache in tensors of its own: [1, n_head, length, head_dim] per past input. */
+interface OwnCache {
+  readonly kind: 'own';
+  readonly past: ort.Tensor[];
   /** Tokens held in the cache. */
-  length: number;
+  readonly length: number;
+}
+
+/** A sequence whose cache is one row of the decode group's batched tensors. */
+interface GroupCache {
+  readonly kind: 'group';
+  readonly length: number;
+}
+
+type KvCache = OwnCache | GroupCache;
+
+/**
+ * The sequences of the last batched decode and their caches as that run's presents,
+ * [rows, n_head, width, head_dim], each row left-padded to `width`. While the same sequences
+ * keep decoding together (the common case between arrivals and departures), the presents are fed
+ * back as the next pasts with no copying; only a change of membership rebuilds the group.
+ */
+interface DecodeGroup {
+  readonly ids: readonly number[];
+  readonly past: ort.Tensor[];
+  readonly width: number;
 }
 
 type IdArray = BigInt64Array | Int32Array;
@@ -63,6 +84,10 @@ function ids(ref: TensorRef, values: readonly number[], dims: number[]): ort.Ten
         dims,
       )
     : new ort.Tensor('int32', Int32Array.from(values), dims);
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
 }
 
 function floatsOf(tensor: ort.Tensor | undefined, name: string): Float32Array {
@@ -78,7 +103,8 @@ export class EmbeddedBackend implements Backend {
   #signature: ModelSignature | undefined;
   #description: BackendDescription | undefined;
   #state = 'not initialised';
-  readonly #kv = new Map<number, KvState>();
+  readonly #kv = new Map<number, KvCache>();
+  #group: DecodeGroup | undefined;
 
   constructor(options: EmbeddedBackendOptions) {
     this.#options = options;
@@ -156,6 +182,7 @@ export class EmbeddedBackend implements Backend {
   }
 
   async release(sequenceId: number): Promise<void> {
+    // A released row of the decode group stays (masked, unused) until the group is rebuilt.
     this.#kv.delete(sequenceId);
   }
 
@@ -164,6 +191,7 @@ export class EmbeddedBackend implements Backend {
     this.#session = undefined;
     this.#state = 'closed';
     this.#kv.clear();
+    this.#group = undefined;
     await session?.release();
   }
 
@@ -217,18 +245,24 @@ export class EmbeddedBackend implements Backend {
     const results = new Array<StepResult>(batch.length);
     const decode: number[] = [];
     for (const [b, r] of batch.entries()) {
-      const state = this.#kv.get(r.sequenceId);
-      if (state !== undefined && r.tokens.length === state.length + 1) decode.push(b);
+      const cache = this.#kv.get(r.sequenceId);
+      if (cache !== undefined && r.tokens.length === cache.length + 1) decode.push(b);
     }
     const batched = decode.length > 1 && (this.#options.batchDecode ?? true);
+    const ids = decode.map((b) => batch[b]!.sequenceId);
+    const group = this.#group;
+    if (group !== undefined && !(batched && sameIds(group.ids, ids))) this.#dissolveGroup(sig);
     // Prefills (and anything not a one-token decode) run one sequence at a time.
     for (const [b, r] of batch.entries()) {
       if (batched && decode.includes(b)) continue;
       results[b] = await this.#runOne(session, sig, r);
     }
     if (batched) {
-      const rows = decode.map((b) => batch[b]!);
-      const out = await this.#runDecodeBatch(session, sig, rows);
+      const out = await this.#runGroup(
+        session,
+        sig,
+        decode.map((b) => batch[b]!),
+      );
       decode.forEach((b, i) => {
         results[b] = out[i]!;
       });
@@ -236,22 +270,27 @@ export class EmbeddedBackend implements Backend {
     return results;
   }
 
-  /** One sequence: feed the tokens its cache has not seen. */
+  /** One sequence with a cache of its own: feed the tokens the cache has not seen. */
   async #runOne(
     session: ort.InferenceSession,
     sig: ModelSignature,
     r: StepRequest,
   ): Promise<StepResult> {
     const kv = sig.kv!;
-    const state = this.#kv.get(r.sequenceId) ?? {
-      past: kv.layers.flatMap(() => [0, 1].map(() => this.#emptyPast(kv.nHead, kv.headDim))),
-      length: 0,
-    };
-    const fresh = r.tokens.slice(state.length);
+    const cached = this.#kv.get(r.sequenceId);
+    const cache: OwnCache =
+      cached?.kind === 'own'
+        ? cached
+        : {
+            kind: 'own',
+            past: kv.layers.flatMap(() => [0, 1].map(() => this.#emptyPast(kv.nHead, kv.headDim))),
+            length: 0,
+          };
+    const fresh = r.tokens.slice(cache.length);
     if (fresh.length === 0) {
       throw new BackendError('BACKEND_BAD_RESPONSE', `sequence ${r.sequenceId} has no new tokens`);
     }
-    const total = state.length + fresh.length;
+    const total = cache.length + fresh.length;
     const feeds: Record<string, ort.Tensor> = {
       [sig.inputIds.name]: ids(sig.inputIds, fresh, [1, fresh.length]),
       [sig.attentionMask.name]: ids(sig.attentionMask, new Array<number>(total).fill(1), [
@@ -260,39 +299,44 @@ export class EmbeddedBackend implements Backend {
       ]),
       [sig.positionIds!.name]: ids(
         sig.positionIds!,
-        fresh.map((_, k) => state.length + k),
+        fresh.map((_, k) => cache.length + k),
         [1, fresh.length],
       ),
     };
     kv.layers.forEach((layer, i) => {
-      feeds[layer.pastKey] = state.past[2 * i]!;
-      feeds[layer.pastValue] = state.past[2 * i + 1]!;
+      feeds[layer.pastKey] = cache.past[2 * i]!;
+      feeds[layer.pastValue] = cache.past[2 * i + 1]!;
     });
     const out = await session.run(feeds);
     const logits = floatsOf(out[sig.outputs.logits!.name], 'logits');
     const vocab = this.description.vocabSize;
     // The presents become the next step's pasts as they are: no copy.
     this.#kv.set(r.sequenceId, {
+      kind: 'own',
       past: kv.layers.flatMap((layer) => [out[layer.presentKey]!, out[layer.presentValue]!]),
       length: total,
     });
     return greedyFromLogits(logits, (fresh.length - 1) * vocab, vocab);
   }
 
-  /** Several one-token decodes in one run: pasts left-padded to the longest, padding masked. */
-  async #runDecodeBatch(
+  /**
+   * One-token decodes of several sequences in one run. Rows are left-padded to the longest
+   * cache and the padding masked out; positions are explicit, so each row computes exactly what
+   * it would alone.
+   */
+  async #runGroup(
     session: ort.InferenceSession,
     sig: ModelSignature,
     rows: readonly StepRequest[],
   ): Promise<StepResult[]> {
     const kv = sig.kv!;
-    const { nHead, headDim } = kv;
-    const states = rows.map((r) => this.#kv.get(r.sequenceId)!);
+    const group = this.#group ?? this.#formGroup(sig, rows);
+    const lengths = rows.map((r) => this.#kv.get(r.sequenceId)!.length);
     const B = rows.length;
-    const P = Math.max(...states.map((s) => s.length));
+    const P = group.width;
     const mask: number[] = [];
-    for (const s of states) {
-      for (let k = 0; k < P + 1; k++) mask.push(k < P - s.length ? 0 : 1);
+    for (const length of lengths) {
+      for (let k = 0; k < P + 1; k++) mask.push(k < P - length ? 0 : 1);
     }
     const feeds: Record<string, ort.Tensor> = {
       [sig.inputIds.name]: ids(
@@ -301,52 +345,75 @@ export class EmbeddedBackend implements Backend {
         [B, 1],
       ),
       [sig.attentionMask.name]: ids(sig.attentionMask, mask, [B, P + 1]),
-      [sig.positionIds!.name]: ids(
-        sig.positionIds!,
-        states.map((s) => s.length),
-        [B, 1],
-      ),
+      [sig.positionIds!.name]: ids(sig.positionIds!, lengths, [B, 1]),
     };
-    const block = headDim;
     kv.layers.forEach((layer, i) => {
-      for (const [kind, name] of [
-        [0, layer.pastKey],
-        [1, layer.pastValue],
-      ] as const) {
-        const padded = new Float32Array(B * nHead * P * headDim);
-        states.forEach((s, b) => {
-          const src = s.past[2 * i + kind]!.data as Float32Array;
-          for (let h = 0; h < nHead; h++) {
-            padded.set(
-              src.subarray(h * s.length * block, (h + 1) * s.length * block),
-              ((b * nHead + h) * P + (P - s.length)) * block,
-            );
-          }
-        });
-        feeds[name] = new ort.Tensor('float32', padded, [B, nHead, P, headDim]);
-      }
+      feeds[layer.pastKey] = group.past[2 * i]!;
+      feeds[layer.pastValue] = group.past[2 * i + 1]!;
     });
     const out = await session.run(feeds);
     const logits = floatsOf(out[sig.outputs.logits!.name], 'logits');
     const vocab = this.description.vocabSize;
-    // Each row's cache: the last (its length + 1) positions of the present, without padding.
-    const presents = kv.layers.flatMap((layer) => [
-      floatsOf(out[layer.presentKey], layer.presentKey),
-      floatsOf(out[layer.presentValue], layer.presentValue),
-    ]);
+    this.#group = {
+      ids: group.ids,
+      past: kv.layers.flatMap((layer) => [out[layer.presentKey]!, out[layer.presentValue]!]),
+      width: P + 1,
+    };
     return rows.map((r, b) => {
-      const s = states[b]!;
-      const length = s.length + 1;
-      const past = presents.map((present) => {
+      this.#kv.set(r.sequenceId, { kind: 'group', length: lengths[b]! + 1 });
+      return greedyFromLogits(logits, b * vocab, vocab);
+    });
+  }
+
+  /** Copies the rows' own caches into left-padded batch tensors. */
+  #formGroup(sig: ModelSignature, rows: readonly StepRequest[]): DecodeGroup {
+    const { nHead, headDim, layers } = sig.kv!;
+    const caches = rows.map((r) => this.#kv.get(r.sequenceId) as OwnCache);
+    const B = rows.length;
+    const P = Math.max(...caches.map((c) => c.length));
+    const past = layers.flatMap((_, i) =>
+      [0, 1].map((kind) => {
+        const padded = new Float32Array(B * nHead * P * headDim);
+        caches.forEach((c, b) => {
+          const src = c.past[2 * i + kind]!.data as Float32Array;
+          for (let h = 0; h < nHead; h++) {
+            padded.set(
+              src.subarray(h * c.length * headDim, (h + 1) * c.length * headDim),
+              ((b * nHead + h) * P + (P - c.length)) * headDim,
+            );
+          }
+        });
+        return new ort.Tensor('float32', padded, [B, nHead, P, headDim]);
+      }),
+    );
+    return { ids: rows.map((r) => r.sequenceId), past, width: P };
+  }
+
+  /** Gives every live member of the decode group its own cache again, and forgets the group. */
+  #dissolveGroup(sig: ModelSignature): void {
+    const group = this.#group;
+    this.#group = undefined;
+    if (group === undefined) return;
+    const { nHead, headDim } = sig.kv!;
+    const P = group.width;
+    const rows = group.ids.length;
+    const data = group.past.map((t) => floatsOf(t, 'present'));
+    if (data.some((d) => d.length !== rows * nHead * P * headDim)) {
+      throw new BackendError('BACKEND_BAD_RESPONSE', 'present tensors have an unexpected size');
+    }
+    group.ids.forEach((id, b) => {
+      const cache = this.#kv.get(id);
+      if (cache === undefined || cache.kind !== 'group') return;
+      const length = cache.length;
+      const past = data.map((present) => {
         const own = new Float32Array(nHead * length * headDim);
         for (let h = 0; h < nHead; h++) {
-          const from = ((b * nHead + h) * (P + 1) + (P + 1 - length)) * block;
-          own.set(present.subarray(from, from + length * block), h * length * block);
+          const from = ((b * nHead + h) * P + (P - length)) * headDim;
+          own.set(present.subarray(from, from + length * headDim), h * length * headDim);
         }
         return new ort.Tensor('float32', own, [1, nHead, length, headDim]);
       });
-      this.#kv.set(r.sequenceId, { past, length });
-      return greedyFromLogits(logits, b * vocab, vocab);
+      this.#kv.set(id, { kind: 'own', past, length });
     });
   }
 

@@ -47,8 +47,6 @@ export function completeRoute(ctx: GatewayContext, rateLimit: object | undefined
   ) {
     const n = outcome.tokens.length;
     const t = outcome.timings;
-    const last = outcome.tokens[n - 1];
-    const first = outcome.tokens[0];
     return {
       id: `cmpl-${request.id}`,
       object: 'text_completion' as const,
@@ -64,9 +62,7 @@ export function completeRoute(ctx: GatewayContext, rateLimit: object | undefined
         time_to_first_token_ms: t.time_to_first_token_ms,
         // Mean gap between tokens after the first (TGI's x-time-per-token includes prefill).
         time_per_output_token_ms:
-          n > 1 && first !== undefined && last !== undefined
-            ? round((t.total_ms - t.time_to_first_token_ms) / (n - 1))
-            : null,
+          n > 1 ? round((t.total_ms - t.time_to_first_token_ms) / (n - 1)) : null,
         backend_ms: t.backend_ms,
         total_ms: t.total_ms,
         tokens_per_second: t.total_ms > 0 ? round((n * 1000) / t.total_ms) : 0,

@@ -17,8 +17,9 @@ import { testConfig } from '../../support/app.js';
 
 /** Wide weights make logits far from uniform, so no argmax is a near-tie. */
 const WEIGHTS = { kind: 'random', seed: 7, std: 0.2 } as const;
-const BUILDS: [string, ModelVariant, boolean][] = [
+const BUILDS: [string, ModelVariant, boolean, boolean?][] = [
   ['kv', 'kv', false],
+  ['kv-fused', 'kv', false, true],
   ['logits', 'logits', false],
   ['last', 'last', false],
   ['next-token', 'next-token', false],
@@ -100,6 +101,58 @@ test('batched KV decoding gives the same tokens as one sequence at a time', asyn
     await completions('kv', { batchDecode: true }),
     await completions('kv', { batchDecode: false }),
   );
+});
+
+test('KV caches survive sequences joining and leaving the batched decode group', async () => {
+  const prompts = [
+    [40, 1842, 35941, 9345],
+    [15496, 995],
+    [40, 2883, 1762, 287, 1001, 25900],
+  ];
+  // Alone, one sequence at a time: the reference.
+  const alone = new EmbeddedBackend({
+    modelFile: files.get('kv')!,
+    modelName: 'kv',
+    intraOpNumThreads: 1,
+  });
+  await alone.init();
+  const expected: number[][] = [];
+  for (const [i, prompt] of prompts.entries()) {
+    const seq = [...prompt];
+    for (let k = 0; k < 8; k++)
+      seq.push((await alone.step([{ sequenceId: i, tokens: seq }]))[0]!.tokenId);
+    expected.push(seq);
+    await alone.release(i);
+  }
+  await alone.close();
+  // Together, with membership changing: A; A+B; A+B+C; B+C after A leaves; C alone.
+  const backend = new EmbeddedBackend({
+    modelFile: files.get('kv')!,
+    modelName: 'kv',
+    intraOpNumThreads: 1,
+  });
+  await backend.init();
+  const seqs = prompts.map((p) => [...p]);
+  // Then whoever is left, together, until each has 8 tokens.
+  const schedule = [[0], [0, 1], [0, 1], [0, 1, 2], [0, 1, 2], [2], [1, 2], [0, 1, 2], [1, 2]];
+  const steps = new Map<number, number>();
+  const step = async (members: number[]) => {
+    const live = members.filter((m) => (steps.get(m) ?? 0) < 8);
+    if (live.length === 0) return 0;
+    const results = await backend.step(live.map((m) => ({ sequenceId: m, tokens: seqs[m]! })));
+    live.forEach((m, i) => {
+      seqs[m]!.push(results[i]!.tokenId);
+      steps.set(m, (steps.get(m) ?? 0) + 1);
+      if (steps.get(m) === 8) void backend.release(m);
+    });
+    return live.length;
+  };
+  for (const members of schedule) await step(members);
+  while ((await step([0, 1, 2])) > 0) {
+    // until every sequence has its 8 tokens
+  }
+  assert.deepEqual(seqs, expected);
+  await backend.close();
 });
 
 test('the backend describes the model it loaded', async () => {
