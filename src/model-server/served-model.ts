@@ -323,7 +323,7 @@ export class ServedModel {
     for (const st of states) {
       // With initial_state, Triton starts from it (prepending the batch dim); without it the
       // start is uninitialised memory on Triton (§4.2): here an empty past, the sane equivalent.
-      const dims = st.initial_state?.dims ?? st.dims.map((d) => (d < 0 ? 0 : d));
+      const dims = st.initial_state?.dims ?? st.dims.map((d) => Math.max(d, 0));
       const shape = batched ? [1, ...dims] : [...dims];
       const count = shape.reduce((a, b) => a * b, 1);
       const type = datatypeFromConfigType(st.data_type);

@@ -45,8 +45,8 @@ import {
   type StepRequest,
   type StepResult,
 } from '../backend.js';
+import { greedyFromLogits } from '../embedded/greedy.js';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { greedyFromLogits } from './greedy.js';
 import { UpstreamClient } from './upstream-client.js';
 import { UpstreamErrorBody } from './upstream-errors.js';
 import { UpstreamMetrics } from './upstream-metrics.js';
@@ -148,6 +148,7 @@ export class TritonBackend implements Backend {
   readonly #breaker: CircuitBreaker;
   readonly #modelPath: string;
   readonly #kv = new Map<number, KvSequence>();
+  readonly #ending = new Set<Promise<void>>();
   #plan: Plan | undefined;
   #description: BackendDescription | undefined;
   #upstreamReason: string | undefined = 'not initialised';
@@ -208,7 +209,12 @@ export class TritonBackend implements Backend {
       'model config',
       modelConfigFromJson,
     );
-    const server = await this.#optional('health', '/v2', 'server metadata', parseServerMetadata);
+    const server = await this.#optional(
+      'server_metadata',
+      '/v2',
+      'server metadata',
+      parseServerMetadata,
+    );
     this.#plan = this.#understand(metadata, config, server?.version);
     const p = this.#plan;
     this.#description = Object.freeze({
@@ -280,11 +286,23 @@ export class TritonBackend implements Backend {
     return rows.map((r) => r[0] as StepResult);
   }
 
+  /**
+   * Ends the sequence in the background: the scheduler awaits release() before answering the
+   * client and stepping the others, and the END call is a whole round trip plus a forward pass.
+   * close() waits for every END still in flight.
+   */
   async release(sequenceId: number): Promise<void> {
     const seq = this.#kv.get(sequenceId);
     this.#kv.delete(sequenceId);
     const plan = this.#plan;
     if (seq === undefined || !seq.started || plan === undefined) return;
+    const ending = this.#endSequence(plan, seq, sequenceId).finally(() =>
+      this.#ending.delete(ending),
+    );
+    this.#ending.add(ending);
+  }
+
+  async #endSequence(plan: Plan, seq: KvSequence, sequenceId: number): Promise<void> {
     // A sequence holds a Triton slot until END or idle reaping (§4.4): always end it. Triton has
     // no END without an inference, so send one more token (the last one) and ignore the answer.
     try {
@@ -293,19 +311,25 @@ export class TritonBackend implements Backend {
         this.#kvInputs(plan, [seq.lastToken], seq.seen),
         this.#kvParameters(seq, false, true),
         undefined,
+        'sequence_end',
       );
     } catch (err) {
-      this.#log.debug(
-        { err, sequenceId },
-        'ending a Triton sequence failed (it will be reaped when idle)',
+      this.#log.warn(
+        { err, sequenceId, correlationId: seq.correlationId },
+        'ending a Triton sequence failed; Triton will reap it when idle',
       );
     }
   }
 
+  /** Resolves once every sequence END sent so far has been answered (close(), tests). */
+  async settled(): Promise<void> {
+    while (this.#ending.size > 0) await Promise.all([...this.#ending]);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
-    const open = [...this.#kv.keys()];
-    await Promise.all(open.map((id) => this.release(id)));
+    for (const id of [...this.#kv.keys()]) await this.release(id);
+    await this.settled();
     this.#closed = true;
     clearInterval(this.#healthTimer);
     this.#o.onClose?.();
@@ -374,7 +398,7 @@ export class TritonBackend implements Backend {
 
   /** GET /config and /v2 are not routed by the Seldon executor (§7.6): their absence is normal. */
   async #optional<T>(
-    endpoint: 'config' | 'health',
+    endpoint: 'config' | 'server_metadata',
     path: string,
     what: string,
     parse: (v: unknown) => T,
@@ -531,6 +555,7 @@ export class TritonBackend implements Backend {
     inputs: Tensor[],
     parameters: Parameters | undefined,
     signal: AbortSignal | undefined,
+    endpoint: 'infer' | 'sequence_end' = 'infer',
   ): Promise<ReadonlyMap<string, Tensor>> {
     const binary = this.#o.wire === 'binary';
     const { body, headerLength } = encodeInferRequest({
@@ -548,7 +573,7 @@ export class TritonBackend implements Backend {
     let res: Awaited<ReturnType<UpstreamClient['expectOk']>>;
     try {
       res = await this.#client.expectOk({
-        endpoint: 'infer',
+        endpoint,
         method: 'POST',
         path: `${this.#modelPath}/infer`,
         body,

@@ -5,7 +5,15 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { BreakerState } from './circuit-breaker.js';
 
-export type UpstreamEndpoint = 'health' | 'model_ready' | 'metadata' | 'config' | 'infer';
+export type UpstreamEndpoint =
+  | 'health'
+  | 'model_ready'
+  | 'server_metadata'
+  | 'metadata'
+  | 'config'
+  | 'infer'
+  /** The extra call that ends a kv sequence (Triton has no END without an inference). */
+  | 'sequence_end';
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 

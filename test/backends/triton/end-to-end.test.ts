@@ -1,21 +1,23 @@
 /**
  * The whole path over real HTTP: POST /complete → gateway → TritonBackend → KServe v2 →
  * model-server → onnxruntime, for every variant and both wire modes. The tokens must be exactly
- * those of a plain greedy loop over the same weights in-process (issue 4).
+ * those of the embedded backend on the same weights (issue 4), which in turn must equal a plain
+ * greedy loop written here.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import ort from 'onnxruntime-node';
 import { buildApp } from '../../../src/app.js';
+import { EmbeddedBackend } from '../../../src/backends/embedded/embedded-backend.js';
 import { TritonBackend } from '../../../src/backends/triton/triton-backend.js';
 import { ModelServer } from '../../../src/model-server/model-server.js';
 import { loadGpt2Tokenizer } from '../../../src/tokenizer/gpt2-tokenizer.js';
 import { MODELS, tinyRepository } from '../../model-server/tiny-repository.js';
 import { testConfig } from '../../support/app.js';
 
-const PROMPTS = ['I love Artificial Intelligence', 'Hello world', 'I enjoy working in Seldon'];
-const NEW_TOKENS = 5;
+const PROMPTS = ['I love Artificial Intelligence', 'Hello world'];
+const NEW_TOKENS = 4;
 const tokenizer = loadGpt2Tokenizer();
 
 let repo: Awaited<ReturnType<typeof tinyRepository>>;
@@ -53,6 +55,28 @@ before(async () => {
   for (const p of PROMPTS)
     expected.set(p, await plainGreedy(session, tokenizer.encode(p), NEW_TOKENS));
   await session.release();
+  // The embedded backend (the gateway's default, kv variant) must agree with the plain loop.
+  const embedded = new EmbeddedBackend({
+    modelFile: join(repo.dir, 'kv', '1', 'model.onnx'),
+    modelName: 'kv',
+  });
+  const app = await buildApp(testConfig(), { backend: embedded, tokenizer });
+  await embedded.init();
+  const answers = await Promise.all(
+    PROMPTS.map((prompt) =>
+      app.inject({
+        method: 'POST',
+        url: '/complete',
+        payload: { prompt, max_new_tokens: NEW_TOKENS },
+      }),
+    ),
+  );
+  for (const [i, res] of answers.entries()) {
+    const ids = res.json<{ tokens: { id: number }[] }>().tokens.map((t) => t.id);
+    assert.deepEqual(ids, expected.get(PROMPTS[i] ?? ''), `embedded backend: ${PROMPTS[i]}`);
+  }
+  await app.close();
+  await embedded.close();
 });
 after(async () => {
   await server.close();
@@ -96,6 +120,7 @@ describe('gateway → model-server over real HTTP', () => {
           }
           if (model.variant === 'kv') {
             // Every sequence was ended (sequence_end), none left to idle reaping.
+            await backend.settled();
             assert.equal(server.models.get(model.name)?.openSequences, 0);
           }
         } finally {
