@@ -33,6 +33,9 @@ interface Contender {
   nHead: number;
   headDim: number;
   stepMs: number[];
+  /** Process CPU time per step: steadier than wall time on a shared machine (use --threads 1,
+   * since idle pool threads spin and bill CPU time too). */
+  cpuMs: number[];
   tokens: number[];
 }
 
@@ -51,6 +54,7 @@ async function load(label: string, file: string): Promise<Contender> {
     nHead: sig.kv.nHead,
     headDim: sig.kv.headDim,
     stepMs: [],
+    cpuMs: [],
     tokens: [],
   };
 }
@@ -60,7 +64,7 @@ async function decode(
   c: Contender,
   promptLen: number,
   steps: number,
-): Promise<{ ms: number[]; tokens: number[] }> {
+): Promise<{ ms: number[]; cpu: number[]; tokens: number[] }> {
   let ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % 50000);
   let past: Record<string, ort.Tensor> = {};
   for (const l of c.layers) {
@@ -70,9 +74,11 @@ async function decode(
   }
   let seen = 0;
   const ms: number[] = [];
+  const cpu: number[] = [];
   const tokens: number[] = [];
   for (let s = 0; s <= steps; s++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const total = seen + ids.length;
     const out = await c.session.run({
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]),
@@ -98,9 +104,13 @@ async function decode(
     seen = total;
     ids = [best];
     tokens.push(best);
-    if (s > 0) ms.push(performance.now() - t0);
+    if (s > 0) {
+      ms.push(performance.now() - t0);
+      const used = process.cpuUsage(c0);
+      cpu.push((used.user + used.system) / 1000);
+    }
   }
-  return { ms, tokens };
+  return { ms, cpu, tokens };
 }
 
 const median = (xs: number[]) => {
@@ -128,8 +138,9 @@ try {
   for (const c of contenders) await decode(c, prompt, 4); // warm-up
   for (let r = 0; r < Number(values.rounds); r++) {
     for (const c of contenders) {
-      const { ms, tokens: t } = await decode(c, prompt, tokens);
+      const { ms, cpu, tokens: t } = await decode(c, prompt, tokens);
       c.stepMs.push(...ms);
+      c.cpuMs.push(...cpu);
       c.tokens = t;
     }
   }
@@ -143,11 +154,15 @@ try {
     result[c.label] = {
       ms_per_token_median: Number(median(c.stepMs).toFixed(2)),
       ms_per_token_min: Number(Math.min(...c.stepMs).toFixed(2)),
+      cpu_ms_per_token_median: Number(median(c.cpuMs).toFixed(2)),
     };
   }
   if (contenders.length === 2) {
     result.ratio_median = Number(
       (median(contenders[0]!.stepMs) / median(contenders[1]!.stepMs)).toFixed(3),
+    );
+    result.cpu_ratio_median = Number(
+      (median(contenders[0]!.cpuMs) / median(contenders[1]!.cpuMs)).toFixed(3),
     );
     result.same_tokens = contenders[0]!.tokens.join() === contenders[1]!.tokens.join();
   }

@@ -30,8 +30,14 @@ import type { Producer, ProtoMessage } from './protobuf.js';
 import { ProtoMessage as Msg } from './protobuf.js';
 import { elementCount, type WeightSpec, weightSpecs } from './weights.js';
 
-export const OPSET_VERSION = 17;
-export const IR_VERSION = 8;
+/**
+ * Opset 13 / IR 7: within what Seldon's default Triton 21.08 (onnxruntime 1.8) accepts, where the
+ * notebook's opset-13 model ran — so the seed signature can be a drop-in there (unverified on
+ * 21.08 itself). The one newer operator a GPT-2 wants, LayerNormalization (opset 17), is spelled
+ * out (see layerNorm); onnxruntime fuses it back at load (seen in its profile).
+ */
+export const OPSET_VERSION = 13;
+export const IR_VERSION = 7;
 /** onnxruntime's contrib operator domain, used by --fused graphs. */
 export const CONTRIB_DOMAIN = 'com.microsoft';
 /** Added to the scores of masked keys; finite so that a fully masked row never yields NaN. */
@@ -313,20 +319,11 @@ function standardLayers(c: LayerContext): LayersResult {
   const mergeShape = g.int64s([0, 0, e]);
   const scale = g.float(1 / Math.sqrt(headDim));
   const presents: { key: string; value: string }[] = [];
-  const eps = { float: config.layerNormEpsilon };
 
   for (let i = 0; i < config.nLayer; i++) {
     const p = `h.${i}.`;
     const pre = `/h.${i}`;
-    const ln1 = g.op1(
-      'LayerNormalization',
-      [h, w(`${p}ln_1.weight`), w(`${p}ln_1.bias`)],
-      {
-        axis: -1,
-        epsilon: eps,
-      },
-      pre,
-    );
+    const ln1 = layerNorm(g, h, w(`${p}ln_1.weight`), w(`${p}ln_1.bias`), config, pre);
     const qkv = g.op1(
       'Add',
       [g.op1('MatMul', [ln1, w(`${p}attn.c_attn.weight`)], {}, pre), w(`${p}attn.c_attn.bias`)],
@@ -381,15 +378,7 @@ function standardLayers(c: LayerContext): LayersResult {
     );
     h = g.op1('Add', [h, attnOut], {}, pre);
 
-    const ln2 = g.op1(
-      'LayerNormalization',
-      [h, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`)],
-      {
-        axis: -1,
-        epsilon: eps,
-      },
-      pre,
-    );
+    const ln2 = layerNorm(g, h, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`), config, pre);
     const fc = g.op1(
       'Add',
       [g.op1('MatMul', [ln2, w(`${p}mlp.c_fc.weight`)], {}, pre), w(`${p}mlp.c_fc.bias`)],
@@ -405,10 +394,7 @@ function standardLayers(c: LayerContext): LayersResult {
     );
     h = g.op1('Add', [h, mlpOut], {}, pre);
   }
-  const hidden = g.op1('LayerNormalization', [h, w('ln_f.weight'), w('ln_f.bias')], {
-    axis: -1,
-    epsilon: eps,
-  });
+  const hidden = layerNorm(g, h, w('ln_f.weight'), w('ln_f.bias'), config, '');
   return { hidden, presents };
 }
 
@@ -425,10 +411,7 @@ function fusedLayers(c: LayerContext): LayersResult {
   const eps = { float: config.layerNormEpsilon };
   const presents: { key: string; value: string }[] = [];
   let residual = c.h;
-  let normed = g.op1('LayerNormalization', [residual, w('h.0.ln_1.weight'), w('h.0.ln_1.bias')], {
-    axis: -1,
-    epsilon: eps,
-  });
+  let normed = layerNorm(g, residual, w('h.0.ln_1.weight'), w('h.0.ln_1.bias'), config, '');
   for (let i = 0; i < config.nLayer; i++) {
     const p = `h.${i}.`;
     const pre = `/h.${i}`;
@@ -490,6 +473,36 @@ function fusedLayers(c: LayerContext): LayersResult {
     residual = skip2[3]!;
   }
   return { hidden: normed, presents };
+}
+
+/**
+ * Layer normalisation over the last axis in opset-13 operators, in the form onnxruntime's
+ * LayerNormFusion recognises (ReduceMean, Sub, Pow 2, ReduceMean, Add ε, Sqrt, Div, Mul, Add).
+ */
+function layerNorm(
+  g: GraphBuilder,
+  x: string,
+  gamma: string,
+  beta: string,
+  config: Gpt2Config,
+  prefix: string,
+): string {
+  const mean = g.op1('ReduceMean', [x], { axes: [-1], keepdims: 1 }, prefix);
+  const centred = g.op1('Sub', [x, mean], {}, prefix);
+  const variance = g.op1(
+    'ReduceMean',
+    [g.op1('Pow', [centred, g.float(2)], {}, prefix)],
+    { axes: [-1], keepdims: 1 },
+    prefix,
+  );
+  const std = g.op1(
+    'Sqrt',
+    [g.op1('Add', [variance, g.float(config.layerNormEpsilon)], {}, prefix)],
+    {},
+    prefix,
+  );
+  const normed = g.op1('Div', [centred, std], {}, prefix);
+  return g.op1('Add', [g.op1('Mul', [normed, gamma], {}, prefix), beta], {}, prefix);
 }
 
 /**

@@ -86,10 +86,10 @@ export function configPbtxt(o: ConfigOptions): string {
   lines.push(`output [\n${outputs.join(',\n')}\n]`);
 
   if (variant === 'kv') {
-    // Implicit state (≥ 21.11): present.* of step n feeds past_key_values.* of step n+1. Each
-    // state starts as ONE zero position (a zero-length initial state is unverified on ORT, §4.4);
-    // clients mask it with attention_mask[0] = 0 — see signature.ts. Names pair up in the same
-    // sorted order on both sides (server issue 8586).
+    // Implicit state (Triton ≥ 21.11; initial_state ≥ 22.01, reference §0): present.* of step n
+    // feeds past_key_values.* of step n+1. Each state starts as ONE zero position (a zero-length
+    // initial state is unverified on ORT, §4.4); clients mask it with attention_mask[0] = 0 —
+    // see signature.ts. Names pair up in the same sorted order on both sides (server issue 8586).
     const states: string[] = [];
     for (let i = 0; i < config.nLayer; i++) {
       for (const kind of ['key', 'value']) {

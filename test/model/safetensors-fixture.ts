@@ -14,9 +14,12 @@ export interface FixtureOptions {
 }
 
 /** float32 → IEEE half, round to nearest even (normals and subnormals; no overflow here). */
+const scratch = new Float32Array(1);
+const scratchBits = new Uint32Array(scratch.buffer);
+
 export function toHalf(value: number): number {
-  const f = new Float32Array([value]);
-  const x = new Uint32Array(f.buffer)[0]!;
+  scratch[0] = value;
+  const x = scratchBits[0]!;
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
