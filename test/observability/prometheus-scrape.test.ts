@@ -14,9 +14,11 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { buildApp } from '../../src/app.js';
 import type { Backend } from '../../src/backends/backend.js';
 import { createBackend } from '../../src/backends/create-backend.js';
+import { UpstreamMetrics } from '../../src/backends/triton/upstream-metrics.js';
 import { attack } from '../../src/loadtest/attack.js';
 import { type Summary, summarize } from '../../src/loadtest/summary.js';
 import { tinyRepository } from '../model-server/tiny-repository.js';
@@ -214,7 +216,13 @@ test('every Grafana dashboard query parses, and names only metrics the gateway o
   const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
   assert.ok(exprs.length >= 20);
   const exposition = await (await fetch(`${gatewayUrl}/metrics`)).text();
-  const exported = new Set([...exposition.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+  // The gateway's own metrics, plus the Triton backend's (exported only with BACKEND=triton).
+  const upstream = new Registry();
+  new UpstreamMetrics(upstream);
+  const exported = new Set([
+    ...[...exposition.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]),
+    ...(await upstream.getMetricsAsJSON()).map((m) => m.name),
+  ]);
   for (const expr of exprs) {
     const concrete = expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', '.*');
     const r = await query(concrete);
