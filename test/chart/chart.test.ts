@@ -503,3 +503,40 @@ test('values.schema.json rejects typos and bad values, and the templates refuse 
     });
   }
 });
+
+test('NOTES.txt says how to reach and try the gateway, and how to fill the model volume', async () => {
+  const notes = async (args: string[]) => {
+    const out = await helm().run([
+      'install',
+      'gw',
+      CHART,
+      '--dry-run=client',
+      '--namespace',
+      'prod',
+      ...args,
+    ]);
+    return out.slice(out.indexOf('NOTES:'));
+  };
+  const plain = await notes([]);
+  assert.match(
+    plain,
+    /kubectl -n prod get sdep gw-gpt2-gateway-triton -o jsonpath='\{\.status\.state\}'/,
+  );
+  assert.match(
+    plain,
+    /kubectl -n prod port-forward svc\/gw-gpt2-gateway 8080:80 &\n\s+export GATEWAY=http:\/\/127\.0\.0\.1:8080/,
+  );
+  assert.match(plain, /curl -s \$GATEWAY\/complete -H 'content-type: application\/json'/);
+  assert.match(plain, /kubectl -n prod create secret generic azure-secret/);
+  assert.match(
+    plain,
+    /az storage blob upload-batch --account-name <account> -d gpt2-models -s models/,
+  );
+  const everything = await notes(['--values', `${CHART}/ci/everything-on-values.yaml`]);
+  assert.match(everything, /export GATEWAY=https:\/\/gpt2\.example\.com/);
+  assert.match(
+    everything,
+    /kubectl -n prod wait --for=condition=complete job\/gw-gpt2-gateway-model-build/,
+  );
+  assert.doesNotMatch(everything, /port-forward/);
+});
