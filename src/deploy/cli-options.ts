@@ -42,7 +42,7 @@ export interface Cluster {
   release: string;
 }
 
-export function connect(values: CommonValues, helmTimeoutMs?: number): Cluster {
+export function connect(values: CommonValues): Cluster {
   const kubeConfig = new KubeConfig();
   if (values.kubeconfig === undefined) kubeConfig.loadFromDefault();
   else kubeConfig.loadFromFile(values.kubeconfig);
@@ -58,7 +58,6 @@ export function connect(values: CommonValues, helmTimeoutMs?: number): Cluster {
       binary: values.helm,
       kubeconfig: values.kubeconfig,
       kubeContext: values.context,
-      timeoutMs: helmTimeoutMs,
     }),
     kubeConfig,
     namespace: values.namespace ?? contextNamespace ?? 'default',
