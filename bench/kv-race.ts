@@ -2,13 +2,14 @@
  * `npm run bench:kv`: per-token latency of the kv variant, standard graph vs --fused, on the full
  * gpt2 architecture (random weights), with a bare onnxruntime-node greedy loop — the embedded
  * backend's hot path (DESIGN.md: ~15 ms/token for the plain graph on 2 cores). Rounds alternate
- * between the two files so background load hits both alike; the ratio is of medians.
+ * between the two files so background load hits both alike; ratios are first ÷ second, of
+ * medians. Given two files (e.g. a standard and an --quantize int8 build), races those instead.
  *
  *   node dist/bench/kv-race.js [--threads 2] [--prompt 8] [--tokens 32] [--rounds 3] [A.onnx B.onnx]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { buildOnnxModel } from '../src/model/build.js';
@@ -130,9 +131,9 @@ try {
       );
     }
   }
-  const contenders = await Promise.all(
-    files.map((f, i) => load(i === 0 ? 'standard' : 'fused', f)),
-  );
+  const labels =
+    positionals.length === 0 ? ['standard', 'fused'] : files.map((f) => basename(f, '.onnx'));
+  const contenders = await Promise.all(files.map((f, i) => load(labels[i]!, f)));
   const prompt = Number(values.prompt);
   const tokens = Number(values.tokens);
   for (const c of contenders) await decode(c, prompt, 4); // warm-up

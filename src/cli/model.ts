@@ -65,8 +65,12 @@ Model:
   --seed-signature       logits only: the notebook's interface (input_ids:0, attention_mask:0
                          INT32; outputs past_key_values and logits)
   --fused                use onnxruntime's fused operators (MultiHeadAttention, SkipLayerNorm,
-                         FastGelu): same interface, faster on onnxruntime, not portable to
-                         other runtimes (the default is the standard-operator graph)
+                         FastGelu): same interface, onnxruntime only. On CPU it is no faster
+                         than the standard graph, which onnxruntime fuses itself (bench:kv);
+                         meant for GPU trials. Default: the standard-operator graph.
+  --quantize int8        block-wise int8 weights in the transformer blocks (onnxruntime
+                         MatMulNBits): a quarter of the bytes per step on CPU; logits
+                         are approximate (int8 activations too). LM head and embeddings stay fp32
 
 Output (default: a Triton model repository entry):
   --repo DIR             model repository (default: ${DEFAULT_REPOSITORY})
@@ -157,7 +161,7 @@ function mb(bytes: number): string {
 }
 
 function describeBuild(r: BuildReport, where: string): string {
-  return `wrote ${where}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fused ? ' (fused)' : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
+  return `wrote ${where}${r.dataFile ? ` (weights in ${basename(r.dataFile)})` : ''}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fused ? ' (fused)' : ''}${r.quantize ? ` (${r.quantize})` : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
 }
 
 async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
@@ -210,6 +214,7 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
       variant: { type: 'string' },
       'seed-signature': { type: 'boolean' },
       fused: { type: 'boolean' },
+      quantize: { type: 'string' },
       repo: { type: 'string' },
       name: { type: 'string' },
       instance: { type: 'string' },
@@ -263,7 +268,13 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
   }
   const fused = values.fused === true;
   if (seedSignature && fused) throw new UsageError('--seed-signature and --fused do not combine');
-  const opts = { config, weights, variant, seedSignature, fused };
+  if (values.quantize !== undefined && values.quantize !== 'int8') {
+    throw new UsageError(`--quantize must be int8 (got '${values.quantize}')`);
+  }
+  const quantize = values.quantize === 'int8' ? ('int8' as const) : undefined;
+  if (seedSignature && quantize)
+    throw new UsageError('--seed-signature and --quantize do not combine');
+  const opts = { config, weights, variant, seedSignature, fused, quantize };
 
   if (layout === 'transformers-js') {
     if (values.out === undefined) throw new UsageError('--layout transformers-js needs --out DIR');
@@ -312,11 +323,20 @@ async function inspect(argv: string[], io: CommandIo): Promise<number> {
     throw new Error(`${path} not found`);
   });
   if (info.isDirectory()) {
-    file = join(path, '1', 'model.onnx');
+    // A Triton model directory (1/model.onnx) or a transformers.js one (onnx/model.onnx).
+    const candidates = [join(path, '1', 'model.onnx'), join(path, 'onnx', 'model.onnx')];
+    const found: string[] = [];
+    for (const c of candidates) {
+      const st = await stat(c).catch(() => undefined);
+      // 1/model.onnx may be a directory (a model with external data, Triton's layout).
+      if (st?.isDirectory()) found.push(join(c, 'model.onnx'));
+      else if (st !== undefined) found.push(c);
+    }
+    if (found[0] === undefined) {
+      throw new Error(`${path} holds no model (looked for 1/model.onnx and onnx/model.onnx)`);
+    }
+    file = found[0];
     name ??= basename(resolve(path));
-    await stat(file).catch(() => {
-      throw new Error(`${path} is not a Triton model directory (no 1/model.onnx)`);
-    });
   }
   name ??= basename(file).replace(/\.onnx$/, '');
   const summary = await readModelSummary(file, name);

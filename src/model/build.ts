@@ -3,14 +3,21 @@
  * Weights stream from their source into the file; the file appears atomically (temp + rename).
  */
 
-import { open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
+import { basename, dirname } from 'node:path';
 import type { ModelVariant } from '../backends/backend.js';
 import { VERSION } from '../version.js';
 import type { Gpt2Config } from './configs.js';
-import { buildGpt2Graph, CONTRIB_DOMAIN, IR_VERSION, OPSET_VERSION } from './gpt2-graph.js';
+import {
+  buildGpt2Graph,
+  CONTRIB_DOMAIN,
+  type ExternalData,
+  IR_VERSION,
+  OPSET_VERSION,
+} from './gpt2-graph.js';
 import { modelProto } from './onnx-proto.js';
-import { writeMessageToFile } from './protobuf.js';
+import { ProtoMessage, writeMessageToFile } from './protobuf.js';
 import { RandomWeights } from './random-weights.js';
 import { openSafetensorsWeights } from './safetensors.js';
 import { parameterCount, type WeightProvider } from './weights.js';
@@ -30,6 +37,10 @@ export interface BuildOptions {
   seedSignature?: boolean;
   /** onnxruntime fused operators (com.microsoft); the default standard graph runs anywhere. */
   fused?: boolean;
+  /** Block-wise int8 weights in the transformer blocks (onnxruntime MatMulNBits); opt-in. */
+  quantize?: 'int8';
+  /** Weights in `<file>_data` (ONNX external data). Automatic above protobuf's 2 GB limit. */
+  externalData?: boolean;
 }
 
 export interface BuildReport {
@@ -37,12 +48,20 @@ export interface BuildReport {
   variant: ModelVariant;
   seedSignature: boolean;
   fused: boolean;
+  quantize: 'int8' | undefined;
+  /** The external data file (`<file>_data`, as Optimum and transformers.js name it), if any. */
+  dataFile: string | undefined;
   /** Parameters stored (tied LM head counted once): 124,439,808 for `gpt2`. */
   parameters: number;
   bytes: number;
   weights: string;
   seconds: number;
 }
+
+/** Protobuf messages (and so single-file ONNX models) are limited to 2 GiB; gpt2-large and
+ * gpt2-xl go over it and get their weights in an external data file. */
+const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
+const EXTERNAL_DATA_SUFFIX = '_data';
 
 export const VARIANTS: readonly ModelVariant[] = ['logits', 'last', 'next-token', 'kv'];
 
@@ -62,48 +81,76 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
   if (endianness() !== 'LE') throw new Error('building ONNX files needs a little-endian host');
   const started = performance.now();
   const weights = await openWeights(opts.config, opts.weights);
+  const dataFile = `${outFile}${EXTERNAL_DATA_SUFFIX}`;
   const tmp = `${outFile}.tmp-${process.pid}`;
+  const dataTmp = `${dataFile}.tmp-${process.pid}`;
   try {
-    const graph = buildGpt2Graph({
-      config: opts.config,
-      variant: opts.variant,
-      seedSignature: opts.seedSignature ?? false,
-      fused: opts.fused ?? false,
-      weightProducer: (spec) => (emit) => weights.stream(spec, emit),
-    });
-    const model = modelProto({
-      irVersion: IR_VERSION,
-      opsets: [
-        { domain: '', version: OPSET_VERSION },
-        ...(opts.fused ? [{ domain: CONTRIB_DOMAIN, version: 1 }] : []),
-      ],
-      producerName: 'gpt2-gateway',
-      producerVersion: VERSION,
-      graph,
-      metadata: {
-        'gpt2.variant': opts.variant,
-        'gpt2.graph': opts.fused ? 'fused' : 'standard',
-        'gpt2.weights': weights.description,
-        'gpt2.n_layer': String(opts.config.nLayer),
-        'gpt2.n_head': String(opts.config.nHead),
-        'gpt2.n_embd': String(opts.config.nEmbd),
-        'gpt2.n_positions': String(opts.config.nPositions),
-        'gpt2.vocab_size': String(opts.config.vocabSize),
-      },
-    });
+    const modelFor = (externalData: ExternalData | undefined) =>
+      modelProto({
+        irVersion: IR_VERSION,
+        opsets: [
+          { domain: '', version: OPSET_VERSION },
+          ...(opts.fused || opts.quantize ? [{ domain: CONTRIB_DOMAIN, version: 1 }] : []),
+        ],
+        producerName: 'gpt2-gateway',
+        producerVersion: VERSION,
+        graph: buildGpt2Graph({
+          config: opts.config,
+          variant: opts.variant,
+          seedSignature: opts.seedSignature ?? false,
+          fused: opts.fused ?? false,
+          quantize: opts.quantize,
+          externalData,
+          weightProducer: (spec) => (emit) => weights.stream(spec, emit),
+        }),
+        metadata: {
+          'gpt2.variant': opts.variant,
+          'gpt2.graph': opts.fused ? 'fused' : 'standard',
+          'gpt2.weights_dtype': opts.quantize ?? 'float32',
+          'gpt2.weights': weights.description,
+          'gpt2.n_layer': String(opts.config.nLayer),
+          'gpt2.n_head': String(opts.config.nHead),
+          'gpt2.n_embd': String(opts.config.nEmbd),
+          'gpt2.n_positions': String(opts.config.nPositions),
+          'gpt2.vocab_size': String(opts.config.vocabSize),
+        },
+      });
+    // Building the message touches no weights, so trying the single-file form first is free.
+    let model = modelFor(undefined);
+    let external: ExternalData | undefined;
+    if (opts.externalData === true || model.size() > MAX_PROTOBUF_BYTES) {
+      external = { location: basename(dataFile), chunks: [], bytes: 0 };
+      model = modelFor(external);
+    }
+    await mkdir(dirname(outFile), { recursive: true });
+    let bytes = 0;
+    if (external !== undefined) {
+      const dh = await open(dataTmp, 'w');
+      try {
+        const data = new ProtoMessage();
+        // Raw bytes in order: reuse the streaming writer on a message of bare lazy parts.
+        for (const c of external.chunks) data.rawLazy(c.length, c.produce);
+        bytes += await writeMessageToFile(data, dh);
+      } finally {
+        await dh.close();
+      }
+    }
     const fh = await open(tmp, 'w');
-    let bytes: number;
     try {
-      bytes = await writeMessageToFile(model, fh);
+      bytes += await writeMessageToFile(model, fh);
     } finally {
       await fh.close();
     }
+    if (external !== undefined) await rename(dataTmp, dataFile);
+    else await rm(dataFile, { force: true }); // a stale one from an earlier external build
     await rename(tmp, outFile);
     return {
       file: outFile,
+      dataFile: external === undefined ? undefined : dataFile,
       variant: opts.variant,
       seedSignature: opts.seedSignature ?? false,
       fused: opts.fused ?? false,
+      quantize: opts.quantize,
       parameters: parameterCount(opts.config),
       bytes,
       weights: weights.description,
@@ -111,6 +158,7 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
     };
   } catch (err) {
     await rm(tmp, { force: true });
+    await rm(dataTmp, { force: true });
     throw err;
   } finally {
     await weights.close();

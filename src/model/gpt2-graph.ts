@@ -1,5 +1,5 @@
 /**
- * The GPT-2 forward pass as an ONNX graph of standard operators (opset 17), in four serving
+ * The GPT-2 forward pass as an ONNX graph of standard operators (opset 13), in four serving
  * variants. Tensor names are the interface (see signature.ts, issue 2):
  *
  *   logits:     input_ids, attention_mask [batch, seq] INT64 → logits [batch, seq, vocab]
@@ -20,14 +20,15 @@ import type { Gpt2Config } from './configs.js';
 import {
   type AttributeValue,
   type Dim,
+  externalTensorProto,
   nodeProto,
   OnnxType,
   smallTensorProto,
   tensorProto,
   valueInfoProto,
 } from './onnx-proto.js';
-import type { Producer, ProtoMessage } from './protobuf.js';
-import { ProtoMessage as Msg } from './protobuf.js';
+import { type Producer, ProtoMessage } from './protobuf.js';
+import { QUANT_BLOCK, type QuantizedMatrix, quantizeInt8 } from './quantize.js';
 import { elementCount, type WeightSpec, weightSpecs } from './weights.js';
 
 /**
@@ -38,8 +39,11 @@ import { elementCount, type WeightSpec, weightSpecs } from './weights.js';
  */
 export const OPSET_VERSION = 13;
 export const IR_VERSION = 7;
-/** onnxruntime's contrib operator domain, used by --fused graphs. */
+/** onnxruntime's contrib operator domain, used by --fused and --quantize graphs. */
 export const CONTRIB_DOMAIN = 'com.microsoft';
+/** MatMulNBits accuracy_level 4: int8 activations too, the fast CPU path (level 0 dequantizes to
+ * float per call and was ~50× slower in a micro-benchmark on onnxruntime-node 1.30). */
+const INT8_ACCURACY_LEVEL = 4;
 /** Added to the scores of masked keys; finite so that a fully masked row never yields NaN. */
 const MASK_VALUE = -1e9;
 
@@ -54,11 +58,25 @@ export interface GraphOptions {
   seedSignature: boolean;
   /** Use onnxruntime's com.microsoft fused operators (see fusedLayers). */
   fused?: boolean;
+  /** Block-wise int8 weights for the transformer blocks' matrices (MatMulNBits, onnxruntime). */
+  quantize?: 'int8';
+  /** When set, weights go to this external data file instead of the model file. */
+  externalData?: ExternalData;
   /** Streams a weight's float32 bytes into the file. */
   weightProducer: (spec: WeightSpec) => Producer;
 }
 
+/** The external data file's contents, in order: filled while the graph is built. */
+export interface ExternalData {
+  /** File name relative to the model file, e.g. `model.onnx_data`. */
+  location: string;
+  chunks: { length: number; produce: Producer }[];
+  bytes: number;
+}
+
 class GraphBuilder {
+  constructor(private readonly external: ExternalData | undefined) {}
+
   readonly nodes: ProtoMessage[] = [];
   readonly initializers: ProtoMessage[] = [];
   readonly inputs: ProtoMessage[] = [];
@@ -126,8 +144,60 @@ class GraphBuilder {
 
   weight(spec: WeightSpec, produce: Producer): string {
     const count = elementCount(spec.shape);
-    this.initializers.push(tensorProto(spec.name, OnnxType.FLOAT, spec.shape, count * 4, produce));
+    this.bulk(spec.name, OnnxType.FLOAT, spec.shape, count * 4, produce);
     return spec.name;
+  }
+
+  /** A large initializer: inline (streamed into the model file) or in the external data file. */
+  private bulk(
+    name: string,
+    type: number,
+    dims: readonly number[],
+    length: number,
+    produce: Producer,
+  ): void {
+    const ext = this.external;
+    if (ext === undefined) {
+      this.initializers.push(tensorProto(name, type, dims, length, produce));
+      return;
+    }
+    this.initializers.push(externalTensorProto(name, type, dims, ext.location, ext.bytes, length));
+    ext.chunks.push({ length, produce });
+    ext.bytes += length;
+  }
+
+  /**
+   * An int8 MatMulNBits weight and its scales, from a float Conv1D weight [K, N]. The float matrix
+   * is gathered once (at most 9.4 MB for gpt2) when the first of the two is written, quantized,
+   * and dropped after the second.
+   */
+  quantizedWeight(spec: WeightSpec, produce: Producer): { q: string; scales: string } {
+    const [k, n] = spec.shape as [number, number];
+    let cached: QuantizedMatrix | undefined;
+    const compute = async (): Promise<QuantizedMatrix> => {
+      if (cached === undefined) {
+        const bytes = new Uint8Array(k * n * 4);
+        let at = 0;
+        await produce(async (chunk) => {
+          bytes.set(chunk, at);
+          at += chunk.length;
+        });
+        cached = quantizeInt8(new Float32Array(bytes.buffer), k, n);
+      }
+      return cached;
+    };
+    const blocks = k / QUANT_BLOCK;
+    const q = `${spec.name}.int8`;
+    const scales = `${spec.name}.scales`;
+    this.bulk(q, OnnxType.UINT8, [n, blocks, QUANT_BLOCK], n * k, async (emit) => {
+      await emit((await compute()).q);
+    });
+    this.bulk(scales, OnnxType.FLOAT, [n * blocks], n * blocks * 4, async (emit) => {
+      const m = await compute();
+      await emit(new Uint8Array(m.scales.buffer));
+      cached = undefined;
+    });
+    return { q, scales };
   }
 
   input(name: string, type: number, shape: readonly Dim[]): string {
@@ -140,7 +210,7 @@ class GraphBuilder {
   }
 
   graph(name: string): ProtoMessage {
-    const g = new Msg();
+    const g = new ProtoMessage();
     for (const n of this.nodes) g.message(1, n);
     g.string(2, name);
     for (const i of this.inputs) g.message(11, i);
@@ -157,10 +227,12 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
   if (seedSignature && variant !== 'logits') {
     throw new Error('--seed-signature applies to the logits variant only');
   }
-  if (seedSignature && opts.fused) {
-    throw new Error('--seed-signature reproduces the notebook’s plain graph; it cannot be --fused');
+  if (seedSignature && (opts.fused || opts.quantize)) {
+    throw new Error(
+      '--seed-signature reproduces the notebook’s plain graph; it cannot be --fused or quantized',
+    );
   }
-  const g = new GraphBuilder();
+  const g = new GraphBuilder(opts.externalData);
   const e = config.nEmbd;
   const nHead = config.nHead;
   const headDim = e / nHead;
@@ -228,7 +300,21 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
     g.op1('Gather', [w('wpe.weight'), positionIds], { axis: 0 }),
   ]);
 
-  const layers: LayerContext = { g, w, config, past, attnBias, h };
+  const mm = (x: string, weightName: string, prefix: string): string => {
+    const spec = specs.get(weightName);
+    if (spec === undefined) throw new Error(`internal: no weight ${weightName}`);
+    if (opts.quantize !== 'int8') return g.op1('MatMul', [x, w(weightName)], {}, prefix);
+    const [k, n] = spec.shape as [number, number];
+    const { q, scales } = g.quantizedWeight(spec, opts.weightProducer(spec));
+    return g.op1(
+      'MatMulNBits',
+      [x, q, scales],
+      { K: k, N: n, bits: 8, block_size: QUANT_BLOCK, accuracy_level: INT8_ACCURACY_LEVEL },
+      prefix,
+      CONTRIB_DOMAIN,
+    );
+  };
+  const layers: LayerContext = { g, w, mm, config, past, attnBias, h };
   const { hidden: hf, presents } =
     opts.fused === true ? fusedLayers(layers) : standardLayers(layers);
 
@@ -287,13 +373,15 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
     }
   }
   return g.graph(
-    `gpt2-${variant}${seedSignature ? '-seed-signature' : ''}${opts.fused ? '-fused' : ''}`,
+    `gpt2-${variant}${seedSignature ? '-seed-signature' : ''}${opts.fused ? '-fused' : ''}${opts.quantize ? `-${opts.quantize}` : ''}`,
   );
 }
 
 interface LayerContext {
   g: GraphBuilder;
   w: (name: string) => string;
+  /** x · W for a Conv1D weight W [in, out]: MatMul, or MatMulNBits on int8 weights. */
+  mm: (x: string, weightName: string, prefix: string) => string;
   config: Gpt2Config;
   past: readonly { key: string; value: string }[];
   /** Additive attention bias [batch, 1, seq, total]. */
@@ -310,7 +398,7 @@ interface LayersResult {
 
 /** The transformer blocks in standard opset-17 operators (transformers.js runs these too). */
 function standardLayers(c: LayerContext): LayersResult {
-  const { g, w, config, past, attnBias } = c;
+  const { g, w, mm, config, past, attnBias } = c;
   let h = c.h;
   const e = config.nEmbd;
   const nHead = config.nHead;
@@ -326,7 +414,7 @@ function standardLayers(c: LayerContext): LayersResult {
     const ln1 = layerNorm(g, h, w(`${p}ln_1.weight`), w(`${p}ln_1.bias`), config, pre);
     const qkv = g.op1(
       'Add',
-      [g.op1('MatMul', [ln1, w(`${p}attn.c_attn.weight`)], {}, pre), w(`${p}attn.c_attn.bias`)],
+      [mm(ln1, `${p}attn.c_attn.weight`, pre), w(`${p}attn.c_attn.bias`)],
       {},
       pre,
     );
@@ -365,12 +453,7 @@ function standardLayers(c: LayerContext): LayersResult {
     const attnOut = g.op1(
       'Add',
       [
-        g.op1(
-          'MatMul',
-          [g.op1('Reshape', [ctx, mergeShape], {}, pre), w(`${p}attn.c_proj.weight`)],
-          {},
-          pre,
-        ),
+        mm(g.op1('Reshape', [ctx, mergeShape], {}, pre), `${p}attn.c_proj.weight`, pre),
         w(`${p}attn.c_proj.bias`),
       ],
       {},
@@ -379,16 +462,11 @@ function standardLayers(c: LayerContext): LayersResult {
     h = g.op1('Add', [h, attnOut], {}, pre);
 
     const ln2 = layerNorm(g, h, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`), config, pre);
-    const fc = g.op1(
-      'Add',
-      [g.op1('MatMul', [ln2, w(`${p}mlp.c_fc.weight`)], {}, pre), w(`${p}mlp.c_fc.bias`)],
-      {},
-      pre,
-    );
+    const fc = g.op1('Add', [mm(ln2, `${p}mlp.c_fc.weight`, pre), w(`${p}mlp.c_fc.bias`)], {}, pre);
     const act = gelu(g, fc, pre);
     const mlpOut = g.op1(
       'Add',
-      [g.op1('MatMul', [act, w(`${p}mlp.c_proj.weight`)], {}, pre), w(`${p}mlp.c_proj.bias`)],
+      [mm(act, `${p}mlp.c_proj.weight`, pre), w(`${p}mlp.c_proj.bias`)],
       {},
       pre,
     );
@@ -402,10 +480,11 @@ function standardLayers(c: LayerContext): LayersResult {
  * The transformer blocks with onnxruntime's com.microsoft fused operators: MultiHeadAttention
  * (past/present in the same [batch, n_head, seq, head_dim] layout and names), SkipLayerNormalization
  * (residual add + bias + layer norm in one pass) and FastGelu (bias + tanh GELU). Same weights,
- * same interface; only onnxruntime can run it.
+ * same interface; only onnxruntime can run it. Measured no faster on CPU (onnxruntime already
+ * fuses the standard graph and decode is weight-bandwidth bound); kept opt-in for GPU trials.
  */
 function fusedLayers(c: LayerContext): LayersResult {
-  const { g, w, config, past, attnBias } = c;
+  const { g, w, mm, config, past, attnBias } = c;
   const e = config.nEmbd;
   const ms = CONTRIB_DOMAIN;
   const eps = { float: config.layerNormEpsilon };
@@ -415,7 +494,7 @@ function fusedLayers(c: LayerContext): LayersResult {
   for (let i = 0; i < config.nLayer; i++) {
     const p = `h.${i}.`;
     const pre = `/h.${i}`;
-    const qkv = g.op1('MatMul', [normed, w(`${p}attn.c_attn.weight`)], {}, pre);
+    const qkv = mm(normed, `${p}attn.c_attn.weight`, pre);
     const [q, k, v] = g.op('Split', [qkv, g.int64s([e, e, e])], { axis: 2 }, 3, pre) as [
       string,
       string,
@@ -441,7 +520,7 @@ function fusedLayers(c: LayerContext): LayersResult {
       ms,
     );
     if (pastI !== undefined) presents.push({ key: attn[1]!, value: attn[2]! });
-    const proj = g.op1('MatMul', [attn[0]!, w(`${p}attn.c_proj.weight`)], {}, pre);
+    const proj = mm(attn[0]!, `${p}attn.c_proj.weight`, pre);
     // output 0: LN(proj + bias + residual) = ln_2 input; output 3: the new residual stream.
     const skip1 = g.op(
       'SkipLayerNormalization',
@@ -451,9 +530,9 @@ function fusedLayers(c: LayerContext): LayersResult {
       pre,
       ms,
     );
-    const fc = g.op1('MatMul', [skip1[0]!, w(`${p}mlp.c_fc.weight`)], {}, pre);
+    const fc = mm(skip1[0]!, `${p}mlp.c_fc.weight`, pre);
     const act = g.op1('FastGelu', [fc, w(`${p}mlp.c_fc.bias`)], {}, pre, ms);
-    const mlp = g.op1('MatMul', [act, w(`${p}mlp.c_proj.weight`)], {}, pre);
+    const mlp = mm(act, `${p}mlp.c_proj.weight`, pre);
     const last = i === config.nLayer - 1;
     const skip2 = g.op(
       'SkipLayerNormalization',

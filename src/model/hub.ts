@@ -24,6 +24,8 @@ export const DEFAULT_FILES: readonly string[] = ['config.json', 'model.safetenso
 const MAX_ATTEMPTS = 5;
 const RETRY_DELAY_MS = 1000;
 const PROGRESS_INTERVAL_MS = 200;
+/** Same-host redirects followed by the metadata request (repo renames). */
+const MAX_HUB_REDIRECTS = 5;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const REPO_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 
@@ -91,19 +93,31 @@ function httpProblem(status: number, what: string, token: string | undefined): E
 }
 
 async function head(url: string, what: string, token: string | undefined): Promise<Remote> {
-  let res: Response;
-  try {
-    // Not following the redirect: the LFS headers are on the hub's own answer.
-    res = await fetch(url, {
-      method: 'HEAD',
-      redirect: 'manual',
-      headers: { ...authHeaders(token), 'accept-encoding': 'identity' },
-    });
-  } catch (err) {
-    throw new TransientError(
-      `${what}: cannot reach ${new URL(url).origin} (${(err as Error).cause ?? (err as Error).message})`,
-    );
+  let res: Response | undefined;
+  let current = url;
+  for (let hop = 0; hop <= MAX_HUB_REDIRECTS; hop++) {
+    try {
+      // Redirects are not followed blindly: the LFS headers are on the hub's own answer, before
+      // its redirect to the CDN.
+      res = await fetch(current, {
+        method: 'HEAD',
+        redirect: 'manual',
+        headers: { ...authHeaders(token), 'accept-encoding': 'identity' },
+      });
+    } catch (err) {
+      throw new TransientError(
+        `${what}: cannot reach ${new URL(current).origin} (${(err as Error).cause ?? (err as Error).message})`,
+      );
+    }
+    // A renamed repo (gpt2 → openai-community/gpt2) answers 307 to a path on the hub itself:
+    // follow those, as huggingface_hub does; a redirect elsewhere is the CDN.
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || location === null) break;
+    const next = new URL(location, current);
+    if (next.origin !== new URL(current).origin || res.headers.has('x-linked-size')) break;
+    current = next.href;
   }
+  if (res === undefined) throw new Error(`${what}: no answer`);
   if (res.status >= 400) throw httpProblem(res.status, what, token);
   const linkedSize = res.headers.get('x-linked-size');
   const length = linkedSize ?? res.headers.get('content-length');

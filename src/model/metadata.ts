@@ -28,8 +28,8 @@ export interface ModelMetadata {
 /** Everything `model inspect` shows besides the metadata. */
 export interface ModelSummary {
   metadata: ModelMetadata;
-  /** Elements in floating-point initializers of rank ≥ 1: the weights (scalar constants and
-   * int64 shape constants excluded). */
+  /** Elements in floating-point and 8-bit initializers of rank ≥ 1: the weights (scalar
+   * constants, int64 shape constants and int8 weights' `.scales` excluded). */
   parameters: number;
   initializerBytes: number;
   opsets: { domain: string; version: number }[];
@@ -41,6 +41,8 @@ export interface ModelSummary {
 
 const PLATFORM = 'onnxruntime_onnx';
 const FLOAT_TYPES = new Set([1, 10, 11, 16]);
+/** int8 / uint8: quantized weights count as parameters; their float `.scales` do not. */
+const INT8_TYPES = new Set([2, 3]);
 
 interface MemField {
   fieldNumber: number;
@@ -172,7 +174,9 @@ export async function readModelSummary(onnxFile: string, name: string): Promise<
             else if (gf.fieldNumber === 5) {
               const t = await readInitializer(g.sub(glen));
               initializerNames.add(t.name);
-              if (FLOAT_TYPES.has(t.type) && t.rank > 0) parameters += t.count;
+              const weight =
+                (FLOAT_TYPES.has(t.type) && !t.name.endsWith('.scales')) || INT8_TYPES.has(t.type);
+              if (weight && t.rank > 0) parameters += t.count;
               initializerBytes += glen;
             } else g.skip(glen);
           }

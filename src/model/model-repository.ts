@@ -2,8 +2,8 @@
  * Writes a Triton model repository entry: <repo>/<name>/1/model.onnx and <repo>/<name>/config.pbtxt
  * (reference triton-kserve-v2.md §4.2, §5).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { ModelVariant } from '../backends/backend.js';
 import { type BuildOptions, type BuildReport, buildOnnxModel } from './build.js';
 import type { Gpt2Config } from './configs.js';
@@ -157,6 +157,10 @@ export async function writeModelRepository(
   const versionDir = join(modelDir, '1');
   await mkdir(versionDir, { recursive: true });
   const modelFile = join(versionDir, 'model.onnx');
+  // An earlier build with external data left a directory here that a file cannot replace.
+  if ((await stat(modelFile).catch(() => undefined))?.isDirectory()) {
+    await rm(modelFile, { recursive: true });
+  }
   const report = await buildOnnxModel(
     {
       config: opts.config,
@@ -164,9 +168,23 @@ export async function writeModelRepository(
       variant: opts.variant,
       seedSignature,
       fused: opts.fused,
+      quantize: opts.quantize,
+      externalData: opts.externalData,
     },
     modelFile,
   );
+  let served = modelFile;
+  if (report.dataFile !== undefined) {
+    // Triton's layout for external data: a directory 1/model.onnx/ holding the model and its
+    // data file (reference §5.1).
+    const staged = join(versionDir, 'model.staged');
+    await rm(staged, { recursive: true, force: true });
+    await mkdir(staged);
+    await rename(modelFile, join(staged, 'model.onnx'));
+    await rename(report.dataFile, join(staged, basename(report.dataFile)));
+    await rename(staged, modelFile);
+    served = join(modelFile, 'model.onnx');
+  }
   await writeFile(join(modelDir, 'config.pbtxt'), pbtxt);
-  return { modelDir, modelFile, report };
+  return { modelDir, modelFile: served, report };
 }

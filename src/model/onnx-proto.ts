@@ -113,6 +113,26 @@ export function tensorProto(
   return t;
 }
 
+/** An initializer whose bytes live in an external data file (ONNX external data, for > 2 GB). */
+export function externalTensorProto(
+  name: string,
+  elemType: number,
+  dims: readonly number[],
+  location: string,
+  offset: number,
+  length: number,
+): ProtoMessage {
+  const t = new ProtoMessage().packedVarints(1, dims).varint(2, elemType).string(8, name);
+  for (const [k, v] of [
+    ['location', location],
+    ['offset', String(offset)],
+    ['length', String(length)],
+  ]) {
+    t.message(13, new ProtoMessage().string(1, k!).string(2, v!));
+  }
+  return t.varint(14, 1); // data_location = EXTERNAL
+}
+
 export function smallTensorProto(
   name: string,
   elemType: number,

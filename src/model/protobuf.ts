@@ -106,6 +106,13 @@ export class ProtoMessage {
     return this;
   }
 
+  /** Raw bytes with no field header: for writing a plain byte stream (external data files). */
+  rawLazy(length: number, produce: Producer): this {
+    this.cachedSize = undefined;
+    this.parts.push({ kind: 'lazy', header: new Uint8Array(0), length, produce });
+    return this;
+  }
+
   size(): number {
     if (this.cachedSize !== undefined) return this.cachedSize;
     let n = 0;

@@ -7,6 +7,7 @@ import * as ort from 'onnxruntime-node';
 import type { ModelVariant } from '../../src/backends/backend.js';
 import { buildOnnxModel } from '../../src/model/build.js';
 import { NAMED_CONFIGS } from '../../src/model/configs.js';
+import { dequantizeInt8, quantizeInt8 } from '../../src/model/quantize.js';
 import { RandomWeights } from '../../src/model/random-weights.js';
 import { weightSpecs } from '../../src/model/weights.js';
 import { argmax, logSoftmaxAt, maxAbsDiff, referenceLogits } from './gpt2-reference.js';
@@ -358,6 +359,69 @@ test('at GPT-2’s real width (768, 12 heads, MLP 3072) both graphs match the re
         });
       });
     }
+  } finally {
+    await rm(dir2, { recursive: true, force: true });
+  }
+});
+
+test('int8 weights: logits near the reference on the dequantized weights; kv steps reproduce the int8 full pass', async () => {
+  const dir2 = await mkdtemp(join(tmpdir(), 'gpt2-int8-'));
+  try {
+    const open = async (variant: ModelVariant): Promise<ort.InferenceSession> => {
+      const file = join(dir2, `${variant}.onnx`);
+      const weightsSrc = { kind: 'random' as const, seed: SEED, std: STD };
+      await buildOnnxModel({ config, weights: weightsSrc, variant, quantize: 'int8' }, file);
+      return ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+    };
+    const full = await open('logits');
+    const kv = await open('kv');
+    const dequantized = new Map(
+      weightSpecs(config).map((s) => {
+        const w = weights.get(s.name)!;
+        if (s.role !== 'matrix') return [s.name, w];
+        const [k, n] = s.shape as [number, number];
+        return [s.name, dequantizeInt8(quantizeInt8(w, k, n), k, n)];
+      }),
+    );
+    const row = ROWS[0]!;
+    const fullOut = await full.run({
+      input_ids: i64(row, [1, row.length]),
+      attention_mask: i64(
+        row.map(() => 1),
+        [1, row.length],
+      ),
+    });
+    const fullLogits = floats(fullOut.logits);
+    const ref = referenceLogits(config, dequantized, row);
+    // Activations are quantized to int8 too (accuracy_level 4): close, not exact.
+    const scale = Math.max(...ref.map((r) => Math.max(...r.map(Math.abs))));
+    row.forEach((_, pos) => {
+      const diff = maxAbsDiff(ref[pos]!, fullLogits.subarray(pos * V, (pos + 1) * V));
+      assert.ok(diff < 0.05 * scale, `pos ${pos}: ${diff} vs max |logit| ${scale}`);
+    });
+    // kv: prefill 3 tokens from an empty past, then one token at a time.
+    let out = await kv.run({
+      input_ids: i64(row.slice(0, 3), [1, 3]),
+      attention_mask: i64([1, 1, 1], [1, 3]),
+      position_ids: i64([0, 1, 2], [1, 3]),
+      ...emptyPast(1, 0),
+    });
+    for (let pos = 3; pos < row.length; pos++) {
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: i64([row[pos]!], [1, 1]),
+        attention_mask: i64(Array(pos + 1).fill(1), [1, pos + 1]),
+        position_ids: i64([pos], [1, 1]),
+      };
+      for (let i = 0; i < config.nLayer; i++) {
+        for (const kind of ['key', 'value'])
+          feeds[`past_key_values.${i}.${kind}`] = out[`present.${i}.${kind}`]!;
+      }
+      out = await kv.run(feeds);
+      const diff = maxAbsDiff(fullLogits.subarray(pos * V, (pos + 1) * V), floats(out.logits));
+      assert.ok(diff < TOLERANCE, `step at ${pos}: ${diff}`);
+    }
+    await full.release();
+    await kv.release();
   } finally {
     await rm(dir2, { recursive: true, force: true });
   }

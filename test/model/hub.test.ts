@@ -72,6 +72,12 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
       .end('{"error":"Invalid credentials"}');
     return;
   }
+  if (url.startsWith('/old-name/')) {
+    // A renamed repo: the hub answers with a relative redirect to the new path.
+    res.writeHead(307, { location: url.replace('/old-name/', '/gpt2/'), 'content-length': 0 });
+    res.end();
+    return;
+  }
   if (url === '/gpt2/resolve/main/config.json') {
     res.writeHead(200, {
       'content-length': CONFIG.length,
@@ -240,6 +246,18 @@ describe('pullModel against a local server in the hub layout', () => {
     });
     await pull({ files: ['model.safetensors'], progress });
     assert.match(drawn, /\rmodel\.safetensors \[#{30}\] 100% 0\.3\/0\.3 MB [\d.]+ MB\/s\n$/);
+  });
+
+  test('follows the hub’s relative redirect for a renamed repo, and still checks the LFS sha256', async () => {
+    const files = await pull({ repo: 'old-name' });
+    assert.deepEqual(
+      files.map((f) => [f.file, f.bytes, f.verified]),
+      [
+        ['config.json', CONFIG.length, 'size'],
+        ['model.safetensors', WEIGHTS.length, 'sha256'],
+      ],
+    );
+    assert.deepEqual(await readFile(join(dir, 'model.safetensors')), WEIGHTS);
   });
 
   test('rejects repo ids and file names that would escape the layout', async () => {
