@@ -27,7 +27,7 @@ const PROMPT = 'I love Artificial Intelligence';
 const DEFAULT_NEW_TOKENS = 32;
 const CONCURRENCY = [1, 4, 16];
 /** Interleaved floor/gateway rounds; figures are medians over them. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 const HELP = `Usage: npm run bench -- [--tokens N] [--repo DIR] [--fused]
 

@@ -1,6 +1,7 @@
 /**
  * Server-Sent Events framing (WHATWG HTML §9.2): `event:` names the kind, `data:` carries one JSON
  * document on one line (JSON.stringify never emits raw newlines), a blank line ends the event.
+ * The stream opens with one comment line (`: accepted`).
  */
 import { PassThrough } from 'node:stream';
 import type { FastifyReply } from 'fastify';
@@ -24,6 +25,9 @@ export function openEventStream(reply: FastifyReply): {
     // nginx (and the AKS ingress) would otherwise buffer the whole stream.
     .header('x-accel-buffering', 'no')
     .send(stream);
+  // A comment line (ignored by SSE clients) sends the headers now: the client learns that it
+  // was admitted even while its generation waits in the queue for its first token.
+  stream.write(': accepted\n\n');
   return {
     send(name, data) {
       if (!stream.writableEnded) stream.write(formatSseEvent(name, data));

@@ -399,3 +399,22 @@ test('POST /complete is refused with 503 BACKEND_NOT_READY while the backend is 
     backend.ready = true;
   }
 });
+
+test('in a stream, text that may begin a stop string is held back, then released or dropped', async () => {
+  const ids = expectedIds(PROMPT_IDS, 6);
+  const pieces = ids.map((id) => tokenizer.decode([id]));
+  // A stop string made of token 2's text plus one character that never follows: held, released.
+  const res = await complete({
+    prompt: PROMPT,
+    max_new_tokens: 6,
+    stream: true,
+    stop: `${pieces[2]}\u0000`,
+  });
+  const events = parseSse(res.body);
+  const tokens = events.filter((e) => e.event === 'token').map((e) => e.data as { text: string });
+  assert.equal(tokens[2]!.text, '', 'held back while it could still be the stop string');
+  assert.equal(tokens[3]!.text, pieces[2]! + pieces[3]!, 'released once it cannot');
+  assert.equal(tokens.map((t) => t.text).join(''), pieces.join(''));
+  const done = events.at(-1)!.data as { text: string; finish_reason: string };
+  assert.deepEqual([done.text, done.finish_reason], [pieces.join(''), 'length']);
+});

@@ -132,3 +132,28 @@ test('drain (SIGTERM) finishes in-flight generations and refuses new ones with 5
   await drained;
   await app.close();
 });
+
+test('a streaming client that disconnects stops its generation too', async () => {
+  const { app, backend } = await toyApp();
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  const open = backend.hold();
+  const abort = new AbortController();
+  const res = await request(`http://127.0.0.1:${port}/complete`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({ prompt: 'a', max_new_tokens: 500, stream: true }),
+    signal: abort.signal,
+  });
+  // The headers come at admission, before any token: the first step is still held.
+  assert.equal(res.statusCode, 200);
+  abort.abort();
+  await res.body.text().catch(() => undefined);
+  while (!(await app.inject('/metrics')).body.includes('finish_reason="cancelled"')) {
+    open();
+    await tick();
+  }
+  assert.ok(backend.steps.length <= 2, `stopped after ${backend.steps.length} steps, not 500`);
+  assert.deepEqual(backend.released, [1]);
+  await app.close();
+});

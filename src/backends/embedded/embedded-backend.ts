@@ -40,7 +40,8 @@ export interface EmbeddedBackendOptions {
   readonly modelName: string;
   readonly contextLength?: number;
   readonly maxBatchSize?: number;
-  /** kv only: run decode steps of several sequences as one batch (default true). */
+  /** kv only: run the prefills and the decode steps of several sequences as one batch each
+   * (default true). */
   readonly batchDecode?: boolean;
   /** onnxruntime intra-op threads; default: onnxruntime's (all cores). */
   readonly intraOpNumThreads?: number;
@@ -252,9 +253,22 @@ export class EmbeddedBackend implements Backend {
     const ids = decode.map((b) => batch[b]!.sequenceId);
     const group = this.#group;
     if (group !== undefined && !(batched && sameIds(group.ids, ids))) this.#dissolveGroup(sig);
-    // Prefills (and anything not a one-token decode) run one sequence at a time.
+    // New sequences are prefilled together (one read of the weights for all their prompts);
+    // anything else that is not a batched decode runs one sequence at a time.
+    const prefill = batch.flatMap((r, b) => (this.#kv.has(r.sequenceId) ? [] : [b]));
+    const batchedPrefill = prefill.length > 1 && (this.#options.batchDecode ?? true);
+    if (batchedPrefill) {
+      const out = await this.#prefillTogether(
+        session,
+        sig,
+        prefill.map((b) => batch[b]!),
+      );
+      prefill.forEach((b, i) => {
+        results[b] = out[i]!;
+      });
+    }
     for (const [b, r] of batch.entries()) {
-      if (batched && decode.includes(b)) continue;
+      if ((batched && decode.includes(b)) || (batchedPrefill && prefill.includes(b))) continue;
       results[b] = await this.#runOne(session, sig, r);
     }
     if (batched) {
@@ -317,6 +331,62 @@ export class EmbeddedBackend implements Backend {
       length: total,
     });
     return greedyFromLogits(logits, (fresh.length - 1) * vocab, vocab);
+  }
+
+  /**
+   * Prompts of several new sequences in one run: left-padded to the longest, padding masked,
+   * positions counted from each prompt's first real token. Each keeps its own cache, without
+   * the padding.
+   */
+  async #prefillTogether(
+    session: ort.InferenceSession,
+    sig: ModelSignature,
+    rows: readonly StepRequest[],
+  ): Promise<StepResult[]> {
+    const { nHead, headDim, layers } = sig.kv!;
+    const B = rows.length;
+    const W = Math.max(...rows.map((r) => r.tokens.length));
+    const tokens: number[] = [];
+    const mask: number[] = [];
+    const positions: number[] = [];
+    for (const r of rows) {
+      const pad = W - r.tokens.length;
+      for (let k = 0; k < W; k++) {
+        tokens.push(k < pad ? PAD_ID : r.tokens[k - pad]!);
+        mask.push(k < pad ? 0 : 1);
+        positions.push(k < pad ? 0 : k - pad);
+      }
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      [sig.inputIds.name]: ids(sig.inputIds, tokens, [B, W]),
+      [sig.attentionMask.name]: ids(sig.attentionMask, mask, [B, W]),
+      [sig.positionIds!.name]: ids(sig.positionIds!, positions, [B, W]),
+    };
+    for (const layer of layers) {
+      for (const name of [layer.pastKey, layer.pastValue]) {
+        feeds[name] = new ort.Tensor('float32', new Float32Array(0), [B, nHead, 0, headDim]);
+      }
+    }
+    const out = await session.run(feeds);
+    const logits = floatsOf(out[sig.outputs.logits!.name], 'logits');
+    const presents = layers.flatMap((layer) => [
+      floatsOf(out[layer.presentKey], layer.presentKey),
+      floatsOf(out[layer.presentValue], layer.presentValue),
+    ]);
+    const vocab = this.description.vocabSize;
+    return rows.map((r, b) => {
+      const length = r.tokens.length;
+      const past = presents.map((present) => {
+        const own = new Float32Array(nHead * length * headDim);
+        for (let h = 0; h < nHead; h++) {
+          const from = ((b * nHead + h) * W + (W - length)) * headDim;
+          own.set(present.subarray(from, from + length * headDim), h * length * headDim);
+        }
+        return new ort.Tensor('float32', own, [1, nHead, length, headDim]);
+      });
+      this.#kv.set(r.sequenceId, { kind: 'own', past, length });
+      return greedyFromLogits(logits, (b * W + W - 1) * vocab, vocab);
+    });
   }
 
   /**

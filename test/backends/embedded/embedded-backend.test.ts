@@ -103,7 +103,7 @@ test('batched KV decoding gives the same tokens as one sequence at a time', asyn
   );
 });
 
-test('KV caches survive sequences joining and leaving the batched decode group', async () => {
+test('batched prefill and KV caches that survive sequences joining and leaving the group', async () => {
   const prompts = [
     [40, 1842, 35941, 9345],
     [15496, 995],
@@ -125,7 +125,8 @@ test('KV caches survive sequences joining and leaving the batched decode group',
     await alone.release(i);
   }
   await alone.close();
-  // Together, with membership changing: A; A+B; A+B+C; B+C after A leaves; C alone.
+  // Together, with membership changing: A and B prefilled in one run (prompts of 4 and 2
+  // tokens, left-padded), C joining, A leaving, C alone, then whoever is left.
   const backend = new EmbeddedBackend({
     modelFile: files.get('kv')!,
     modelName: 'kv',
@@ -133,8 +134,7 @@ test('KV caches survive sequences joining and leaving the batched decode group',
   });
   await backend.init();
   const seqs = prompts.map((p) => [...p]);
-  // Then whoever is left, together, until each has 8 tokens.
-  const schedule = [[0], [0, 1], [0, 1], [0, 1, 2], [0, 1, 2], [2], [1, 2], [0, 1, 2], [1, 2]];
+  const schedule = [[0, 1], [0, 1], [0, 1, 2], [0, 1, 2], [2], [1, 2], [0, 1, 2], [1, 2]];
   const steps = new Map<number, number>();
   const step = async (members: number[]) => {
     const live = members.filter((m) => (steps.get(m) ?? 0) < 8);
