@@ -192,7 +192,7 @@ async function gatewayWay(
   await app.close();
   await backend.close();
   return {
-    way: `${model} / ${wire}`,
+    way: `${model === 'notebook' ? "notebook's model via the gateway" : model} / ${wire}`,
     msPerToken: median(perToken),
     bytesPerToken: bytes / tokens,
     upBytesPerToken: upBytes / tokens,

@@ -47,6 +47,8 @@ export interface TritonConfig {
   readonly breakerFailures: number;
   readonly breakerCooldownMs: number;
   readonly startupTimeoutMs: number;
+  /** The model's max_batch_size when GET .../config is unreachable (the Seldon executor). */
+  readonly maxBatchSize: number | undefined;
   readonly seldonDeployment: string | undefined;
   readonly seldonNamespace: string | undefined;
   readonly seldonPredictor: string | undefined;
@@ -207,6 +209,10 @@ export function loadConfig(env: Env): Config {
         0,
         86_400_000,
       ),
+      maxBatchSize:
+        read.raw('TRITON_MAX_BATCH_SIZE') === undefined
+          ? undefined
+          : read.int('TRITON_MAX_BATCH_SIZE', 0, 0, 1_000_000),
       seldonDeployment: read.raw('SELDON_DEPLOYMENT'),
       seldonNamespace: read.raw('SELDON_NAMESPACE'),
       seldonPredictor: read.raw('SELDON_PREDICTOR'),

@@ -62,6 +62,7 @@ export async function createTritonBackend(
     breakerFailures: t.breakerFailures,
     breakerCooldownMs: t.breakerCooldownMs,
     startupTimeoutMs: t.startupTimeoutMs,
+    ...(t.maxBatchSize === undefined ? {} : { maxBatchSize: t.maxBatchSize }),
     registry,
     logger: log,
     ...(d ? { gate: () => d.readiness(), onClose: () => d.stop() } : {}),

@@ -91,6 +91,9 @@ export interface TritonBackendOptions {
   readonly startupTimeoutMs?: number;
   readonly healthIntervalMs?: number;
   readonly contextLength?: number;
+  /** The model's max_batch_size when GET .../config cannot be read (the Seldon executor does
+   * not route it); the config wins when it can be read. Unset: one call per sequence. */
+  readonly maxBatchSize?: number;
   readonly registry?: Registry;
   readonly logger?: Logger;
   /** Another readiness condition (SeldonDeployment status), ANDed with the upstream's. */
@@ -231,7 +234,11 @@ export class TritonBackend implements Backend {
         platform: metadata.platform,
         serverVersion: p.serverVersion ?? 'unknown (GET /v2 not reachable)',
         batching: p.batched ? 'one call per step' : 'one call per sequence',
-        tritonMaxBatchSize: config?.max_batch_size ?? 'unknown (config not reachable)',
+        tritonMaxBatchSize:
+          config?.max_batch_size ??
+          (this.#o.maxBatchSize === undefined
+            ? 'unknown (config not reachable)'
+            : `${this.#o.maxBatchSize} (TRITON_MAX_BATCH_SIZE; config not reachable)`),
         inputs: [
           p.signature.inputIds,
           p.signature.attentionMask,
@@ -462,7 +469,7 @@ export class TritonBackend implements Backend {
         );
       }
     }
-    const tritonMax = config?.max_batch_size ?? 0;
+    const tritonMax = config?.max_batch_size ?? this.#o.maxBatchSize ?? 0;
     const batched = s.variant !== 'kv' && tritonMax > 0;
     return {
       signature: s,

@@ -1,6 +1,7 @@
 /** kv over Triton's implicit state: every sequence is ended, on completion, cancel and error (issue 4). */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { type Dispatcher, Pool } from 'undici';
 import { BackendError } from '../../../src/backends/backend.js';
 import { TritonBackend } from '../../../src/backends/triton/triton-backend.js';
 import { ModelServer } from '../../../src/model-server/model-server.js';
@@ -74,6 +75,78 @@ describe('kv sequences on the model server', () => {
     await backend.release(3);
     await backend.settled();
     assert.equal(open(), 0);
+  });
+
+  it('sends the prompt first, then only each new token, with sequence flags and the masked dummy slot', async () => {
+    const url = backend.description.details.url as string;
+    const bodies: Buffer[] = [];
+    const pool = new Pool(url, { connections: 1 });
+    const recording = pool.compose((dispatch) => (opts: Dispatcher.DispatchOptions, handler) => {
+      if (opts.path.endsWith('/infer') && Buffer.isBuffer(opts.body)) bodies.push(opts.body);
+      return dispatch(opts, handler);
+    });
+    const b = new TritonBackend({
+      url,
+      modelName: 'kv',
+      wire: 'json',
+      timeoutMs: 10_000,
+      connections: 1,
+      healthIntervalMs: 0,
+      startupTimeoutMs: 0,
+      dispatcher: recording,
+    });
+    try {
+      await b.init();
+      const [first] = await b.step([{ sequenceId: 7, tokens: [40, 1842] }]);
+      const next = first?.tokenId ?? 0;
+      await b.step([{ sequenceId: 7, tokens: [40, 1842, next] }]);
+      await b.release(7);
+      await b.settled();
+      const calls = bodies.map(
+        (x) =>
+          JSON.parse(x.toString()) as {
+            parameters: Record<string, unknown>;
+            inputs: { name: string; shape: number[]; data: number[] }[];
+          },
+      );
+      assert.equal(calls.length, 3);
+      const id = calls[0]?.parameters.sequence_id;
+      assert.ok(typeof id === 'number' && id > 0 && Number.isSafeInteger(id));
+      const view = calls.map((c) => ({
+        parameters: c.parameters,
+        inputs: c.inputs.map((i) => [i.name, i.shape, i.data]),
+      }));
+      assert.deepEqual(view, [
+        {
+          parameters: { sequence_id: id, sequence_start: true, sequence_end: false },
+          inputs: [
+            ['input_ids', [1, 2], [40, 1842]],
+            ['attention_mask', [1, 3], [0, 1, 1]],
+            ['position_ids', [1, 2], [0, 1]],
+          ],
+        },
+        {
+          parameters: { sequence_id: id, sequence_start: false, sequence_end: false },
+          inputs: [
+            ['input_ids', [1, 1], [next]],
+            ['attention_mask', [1, 4], [0, 1, 1, 1]],
+            ['position_ids', [1, 1], [2]],
+          ],
+        },
+        {
+          parameters: { sequence_id: id, sequence_start: false, sequence_end: true },
+          inputs: [
+            ['input_ids', [1, 1], [next]],
+            ['attention_mask', [1, 5], [0, 1, 1, 1, 1]],
+            ['position_ids', [1, 1], [3]],
+          ],
+        },
+      ]);
+      assert.equal(open(), 0);
+    } finally {
+      await b.close();
+      await pool.close();
+    }
   });
 
   it('close() ends every open sequence', async () => {

@@ -48,6 +48,9 @@ export type Fault =
   | 'reset'
   | 'malformed-json'
   | 'wrong-header-length'
+  /** What the Seldon v1 executor does to a binary answer (§7.6): Go's json.HTMLEscape over the
+   * whole body, and Inference-Header-Content-Length dropped. */
+  | 'seldon-executor'
   | { status: number; body: string; headers?: Record<string, string> };
 
 export interface ReplayOptions {
@@ -270,6 +273,16 @@ export class ReplayTriton {
     if (fault === 'stall-mid-body') {
       res.writeHead(200, { ...headers, 'content-length': String(full.byteLength) });
       res.write(full.subarray(0, Math.floor(full.byteLength / 2)));
+      return;
+    }
+    if (fault === 'seldon-executor') {
+      const escaped: number[] = [];
+      for (const byte of full) {
+        if (byte === 0x3c || byte === 0x3e || byte === 0x26) {
+          escaped.push(...Buffer.from(`\\u00${byte.toString(16)}`));
+        } else escaped.push(byte);
+      }
+      send(200, Buffer.from(escaped), { 'content-type': 'application/octet-stream' });
       return;
     }
     send(200, full, headers);

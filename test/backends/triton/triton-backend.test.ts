@@ -142,6 +142,27 @@ describe('TritonBackend against the notebook model (Triton 21.08 replay)', () =>
     );
   });
 
+  it('batches through the Seldon executor (no /config) when TRITON_MAX_BATCH_SIZE declares it', async () => {
+    const metadata = NOTEBOOK_METADATA.replace(/,\{"name":"past_key_values"[^}]*\}/, '');
+    const t = await replay({ metadata });
+    const b = backend(t.url, { wire: 'json', maxBatchSize: 4 });
+    await b.init();
+    assert.equal(b.description.maxBatchSize, 4);
+    assert.equal(
+      b.description.details.tritonMaxBatchSize,
+      '4 (TRITON_MAX_BATCH_SIZE; config not reachable)',
+    );
+    const results = await b.step([
+      { sequenceId: 1, tokens: [5, 6] },
+      { sequenceId: 2, tokens: [7] },
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.tokenId),
+      [expectedNext(6), expectedNext(7)],
+    );
+    assert.equal(t.infers().length, 1);
+  });
+
   it('fails init with a clear message for a model it cannot drive', async () => {
     const t = await replay({
       metadata:
@@ -209,3 +230,24 @@ describe('TritonBackend against the notebook model (Triton 21.08 replay)', () =>
 });
 
 export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };
+
+describe('TritonBackend readiness follows the upstream', () => {
+  it('re-checks server and model readiness in the background and reports why not ready', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    const r = await replay();
+    const b = backend(r.url, { healthIntervalMs: 5000 });
+    await b.init();
+    assert.deepEqual(b.readiness(), { ready: true });
+    r.options = { ...r.options, modelReady: false };
+    t.mock.timers.tick(5000);
+    while (b.readiness().ready) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(b.readiness(), {
+      ready: false,
+      reason: `model 'gpt2' is not ready on ${r.url} (GET /v2/models/gpt2/ready)`,
+    });
+    r.options = { ...r.options, modelReady: true };
+    t.mock.timers.tick(5000);
+    while (!b.readiness().ready) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(b.readiness(), { ready: true });
+  });
+});

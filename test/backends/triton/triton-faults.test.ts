@@ -109,6 +109,12 @@ describe('upstream faults', () => {
     ['resets the connection', 'reset', 'BACKEND_UNAVAILABLE', /cannot be reached/],
     ['sends malformed JSON', 'malformed-json', 'BACKEND_BAD_RESPONSE', /does not parse/],
     [
+      'is the Seldon executor mangling a binary answer (reference §7.6)',
+      'seldon-executor',
+      'BACKEND_BAD_RESPONSE',
+      /does not parse/,
+    ],
+    [
       'sends a wrong Inference-Header-Content-Length',
       'wrong-header-length',
       'BACKEND_BAD_RESPONSE',
