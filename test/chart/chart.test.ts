@@ -43,39 +43,51 @@ test('the gateway accepts the environment the chart gives it, for every values f
       url: config.triton.url,
       wire: config.triton.wire,
       seldon: config.triton.seldonDeployment,
+      maxBatchSize: config.triton.maxBatchSize,
     };
   }
   assert.deepEqual(seen, {
-    defaults: { backend: 'triton', url: undefined, wire: 'binary', seldon: 'gpt2-gateway-triton' },
+    defaults: {
+      backend: 'triton',
+      url: undefined,
+      wire: 'binary',
+      seldon: 'gpt2-gateway-triton',
+      maxBatchSize: undefined,
+    },
     'embedded-values.yaml': {
       backend: 'embedded',
       url: undefined,
       wire: 'binary',
       seldon: undefined,
+      maxBatchSize: undefined,
     },
     'everything-on-values.yaml': {
       backend: 'triton',
       url: undefined,
       wire: 'binary',
       seldon: 'gpt2-gateway-triton',
+      maxBatchSize: undefined,
     },
     'existing-claim-values.yaml': {
       backend: 'triton',
       url: undefined,
       wire: 'binary',
       seldon: 'gpt2-gateway-triton',
+      maxBatchSize: undefined,
     },
     'existing-seldon-values.yaml': {
       backend: 'triton',
       url: undefined,
       wire: 'json',
       seldon: 'gpt2gpu',
+      maxBatchSize: 8,
     },
     'existing-triton-values.yaml': {
       backend: 'triton',
       url: 'http://triton.inference.svc:8000',
       wire: 'binary',
       seldon: undefined,
+      maxBatchSize: undefined,
     },
   });
 });
@@ -442,6 +454,7 @@ test('an existing SeldonDeployment found by name: JSON wire and a Role for that 
   assert.equal(env.TRITON_WIRE, 'json');
   assert.equal(env.TRITON_URL, undefined);
   assert.equal(env.SELDON_DEPLOYMENT, 'gpt2gpu');
+  assert.equal(env.TRITON_MAX_BATCH_SIZE, '8');
   assert.equal(env.SELDON_NAMESPACE, 'default');
   assert.equal(env.SELDON_PREDICTOR, undefined);
   assert.deepEqual(at(one(objects, 'Role'), 'rules', 0, 'resourceNames'), ['gpt2gpu']);
