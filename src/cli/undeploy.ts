@@ -1,5 +1,49 @@
-// placeholder until its issue lands; replaced by the real command.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('gpt2-gateway: this command is not built yet\n');
-  return 1;
+import { parseArgs } from 'node:util';
+import { COMMON_HELP, COMMON_OPTIONS, connect } from '../deploy/cli-options.js';
+
+const HELP = `Usage: gpt2-gateway undeploy [options]
+
+Uninstalls the Helm release. The model volume's PersistentVolume is kept on purpose
+(helm.sh/resource-policy: keep) so the blob data and its binding survive; delete it yourself with
+  kubectl delete pv -l app.kubernetes.io/instance=<release>
+
+Options:
+${COMMON_HELP}
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  let v: ReturnType<typeof parse>['values'];
+  try {
+    v = parse(argv).values;
+  } catch (err) {
+    process.stderr.write(`gpt2-gateway undeploy: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (v.help === true) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  try {
+    const cluster = connect(v);
+    if ((await cluster.helm.status(cluster.release, cluster.namespace)) === null) {
+      process.stderr.write(
+        `gpt2-gateway undeploy: release ${cluster.release} not found in namespace ${cluster.namespace}\n`,
+      );
+      return 1;
+    }
+    await cluster.helm.uninstall(cluster.release, cluster.namespace);
+    process.stderr.write(
+      `release ${cluster.release} uninstalled from ${cluster.namespace}; kept PersistentVolumes: kubectl get pv -l app.kubernetes.io/instance=${cluster.release}\n`,
+    );
+    return 0;
+  } catch (err) {
+    process.stderr.write(
+      `gpt2-gateway undeploy: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    return 1;
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, strict: true, allowPositionals: false, options: COMMON_OPTIONS });
 }

@@ -1,0 +1,555 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { loadConfig } from '../../src/config.js';
+import { HelmError } from '../../src/deploy/helm.js';
+import { at, CHART, helm, type K8sObject, kinds, one, ROOT, render } from './render.js';
+
+const CI_VALUES = readdirSync(`${CHART}/ci`)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
+
+function gatewayEnv(objects: K8sObject[]): Record<string, string> {
+  return at(one(objects, 'ConfigMap', 'gpt2-gateway'), 'data') as Record<string, string>;
+}
+function podSpec(objects: K8sObject[]): unknown {
+  return at(one(objects, 'Deployment', 'gpt2-gateway'), 'spec', 'template', 'spec');
+}
+function dockerfileUser(): string {
+  const m = /^USER (\S+)$/m.exec(readFileSync(`${ROOT}Dockerfile`, 'utf8'));
+  assert.ok(m?.[1] !== undefined, 'Dockerfile has a USER line');
+  return m[1];
+}
+
+test('helm lint --strict passes with the defaults and every CI values file', async () => {
+  assert.deepEqual(CI_VALUES, [
+    'embedded-values.yaml',
+    'everything-on-values.yaml',
+    'existing-claim-values.yaml',
+    'existing-seldon-values.yaml',
+    'existing-triton-values.yaml',
+  ]);
+  await helm().lint(CHART);
+  for (const file of CI_VALUES) await helm().lint(CHART, [`${CHART}/ci/${file}`]);
+});
+
+test('the gateway accepts the environment the chart gives it, for every values file', async () => {
+  const seen: Record<string, unknown> = {};
+  for (const file of [undefined, ...CI_VALUES]) {
+    const env = gatewayEnv(await render({ valuesFiles: file === undefined ? [] : [file] }));
+    const config = loadConfig(env);
+    seen[file ?? 'defaults'] = {
+      backend: config.backend,
+      url: config.triton.url,
+      wire: config.triton.wire,
+      seldon: config.triton.seldonDeployment,
+      maxBatchSize: config.triton.maxBatchSize,
+    };
+  }
+  assert.deepEqual(seen, {
+    defaults: {
+      backend: 'triton',
+      url: undefined,
+      wire: 'binary',
+      seldon: 'gpt2-gateway-triton',
+      maxBatchSize: undefined,
+    },
+    'embedded-values.yaml': {
+      backend: 'embedded',
+      url: undefined,
+      wire: 'binary',
+      seldon: undefined,
+      maxBatchSize: undefined,
+    },
+    'everything-on-values.yaml': {
+      backend: 'triton',
+      url: undefined,
+      wire: 'binary',
+      seldon: 'gpt2-gateway-triton',
+      maxBatchSize: undefined,
+    },
+    'existing-claim-values.yaml': {
+      backend: 'triton',
+      url: undefined,
+      wire: 'binary',
+      seldon: 'gpt2-gateway-triton',
+      maxBatchSize: undefined,
+    },
+    'existing-seldon-values.yaml': {
+      backend: 'triton',
+      url: undefined,
+      wire: 'json',
+      seldon: 'gpt2gpu',
+      maxBatchSize: 8,
+    },
+    'existing-triton-values.yaml': {
+      backend: 'triton',
+      url: 'http://triton.inference.svc:8000',
+      wire: 'binary',
+      seldon: undefined,
+      maxBatchSize: undefined,
+    },
+  });
+});
+
+test('the defaults render the gateway and the whole model side, nothing optional', async () => {
+  const objects = await render();
+  assert.deepEqual(kinds(objects), [
+    'ConfigMap/gpt2-gateway',
+    'Deployment/gpt2-gateway',
+    'PersistentVolume/default-gpt2-gateway-models',
+    'PersistentVolumeClaim/gpt2-gateway-models',
+    'PodDisruptionBudget/gpt2-gateway',
+    'Role/gpt2-gateway',
+    'RoleBinding/gpt2-gateway',
+    'SeldonDeployment/gpt2-gateway-triton',
+    'Service/gpt2-gateway',
+    'ServiceAccount/gpt2-gateway',
+  ]);
+});
+
+test('the gateway pod is non-root on a read-only root filesystem with probes on /healthz and /readyz', async () => {
+  const objects = await render();
+  const pod = podSpec(objects);
+  const container = at(pod, 'containers', 0);
+  assert.equal(at(container, 'image'), 'gpt2-gateway:0.1.0');
+  assert.deepEqual(at(pod, 'securityContext'), {
+    runAsNonRoot: true,
+    runAsUser: 8888,
+    runAsGroup: 8888,
+    fsGroup: 8888,
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
+  assert.equal(dockerfileUser(), '8888:8888', 'the image runs as the uid the pod asks for');
+  assert.deepEqual(at(container, 'securityContext'), {
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+  });
+  assert.equal(at(container, 'livenessProbe', 'httpGet', 'path'), '/healthz');
+  assert.equal(at(container, 'readinessProbe', 'httpGet', 'path'), '/readyz');
+  assert.deepEqual(at(container, 'ports'), [
+    { name: 'http', containerPort: 8080, protocol: 'TCP' },
+  ]);
+  // Writable places on a read-only root: /tmp and the model folder, both emptyDir by default.
+  assert.deepEqual(at(container, 'volumeMounts'), [
+    { name: 'tmp', mountPath: '/tmp' },
+    { name: 'models', mountPath: '/models' },
+  ]);
+  assert.deepEqual(at(pod, 'volumes'), [
+    { name: 'tmp', emptyDir: {} },
+    { name: 'models', emptyDir: {} },
+  ]);
+  const annotations = at(one(objects, 'Deployment'), 'spec', 'template', 'metadata', 'annotations');
+  assert.equal(at(annotations, 'prometheus.io/scrape'), 'true');
+  assert.equal(at(annotations, 'prometheus.io/port'), '8080');
+  assert.equal(at(annotations, 'prometheus.io/path'), '/metrics');
+  assert.equal(at(one(objects, 'Service'), 'spec', 'ports', 0, 'targetPort'), 'http');
+  // SHUTDOWN_TIMEOUT_MS must fit inside the grace period or in-flight completions are cut off.
+  assert.ok(
+    Number(gatewayEnv(objects).SHUTDOWN_TIMEOUT_MS) <
+      Number(at(pod, 'terminationGracePeriodSeconds')) * 1000,
+  );
+});
+
+test('checksum/config changes with the configuration and only with it', async () => {
+  const checksum = async (set: string[]) =>
+    at(
+      one(await render({ set }), 'Deployment'),
+      'spec',
+      'template',
+      'metadata',
+      'annotations',
+      'checksum/config',
+    );
+  const base = await checksum([]);
+  assert.match(String(base), /^[0-9a-f]{64}$/);
+  assert.notEqual(await checksum(['config.maxQueue=65']), base);
+  assert.equal(await checksum(['replicaCount=5']), base);
+});
+
+test('the gateway is configured to find and follow its own SeldonDeployment', async () => {
+  const objects = await render();
+  const sdep = one(objects, 'SeldonDeployment');
+  const predictor = at(sdep, 'spec', 'predictors', 0);
+  const graph = at(predictor, 'graph', 'name');
+  assert.deepEqual(gatewayEnv(objects), {
+    HOST: '0.0.0.0',
+    PORT: '8080',
+    LOG_LEVEL: 'info',
+    BACKEND: 'triton',
+    TRUST_PROXY: 'false',
+    MODEL_NAME: 'gpt2',
+    MODEL_REPOSITORY: '/models',
+    MAX_BATCH_SIZE: '8',
+    MAX_QUEUE: '64',
+    MAX_NEW_TOKENS_LIMIT: '512',
+    DEFAULT_MAX_NEW_TOKENS: '16',
+    RATE_LIMIT_MAX: '120',
+    RATE_LIMIT_WINDOW_MS: '60000',
+    BODY_LIMIT_BYTES: '262144',
+    SHUTDOWN_TIMEOUT_MS: '30000',
+    // No TRITON_URL: the gateway finds Triton through the SeldonDeployment (binary wire:
+    // <sdep>-<predictor>-<graph>:9000, reference §7.4) and follows its status for readiness.
+    TRITON_WIRE: 'binary',
+    TRITON_TIMEOUT_MS: '30000',
+    TRITON_CONNECTIONS: '16',
+    SELDON_DEPLOYMENT: sdep.metadata.name,
+    SELDON_NAMESPACE: 'default',
+    SELDON_PREDICTOR: 'default',
+    SELDON_GRAPH: String(graph),
+  });
+  // The Role lets the gateway's own ServiceAccount read exactly that SeldonDeployment.
+  assert.deepEqual(at(one(objects, 'Role'), 'rules'), [
+    {
+      apiGroups: ['machinelearning.seldon.io'],
+      resources: ['seldondeployments'],
+      resourceNames: [sdep.metadata.name],
+      verbs: ['get', 'list', 'watch'],
+    },
+  ]);
+  const binding = one(objects, 'RoleBinding');
+  assert.deepEqual(at(binding, 'roleRef'), {
+    apiGroup: 'rbac.authorization.k8s.io',
+    kind: 'Role',
+    name: 'gpt2-gateway',
+  });
+  assert.deepEqual(at(binding, 'subjects'), [
+    { kind: 'ServiceAccount', name: 'gpt2-gateway', namespace: 'default' },
+  ]);
+  assert.equal(
+    at(podSpec(objects), 'serviceAccountName'),
+    one(objects, 'ServiceAccount').metadata.name,
+  );
+});
+
+test('the SeldonDeployment runs a settable Triton >= 21.11 on a GPU from the pvc:// model repository', async () => {
+  const objects = await render();
+  const sdep = one(objects, 'SeldonDeployment');
+  assert.equal(sdep.apiVersion, 'machinelearning.seldon.io/v1');
+  assert.equal(at(sdep, 'spec', 'protocol'), 'v2');
+  assert.deepEqual(at(sdep, 'spec', 'annotations'), {
+    'prometheus.io/scrape': 'true',
+    'prometheus.io/port': '8002',
+    'prometheus.io/path': '/metrics',
+    'seldon.io/rest-timeout': '60000',
+  });
+  const predictor = at(sdep, 'spec', 'predictors', 0);
+  assert.deepEqual(at(predictor, 'graph'), {
+    name: 'triton',
+    implementation: 'TRITON_SERVER',
+    modelUri: `pvc://${one(objects, 'PersistentVolumeClaim').metadata.name}/`,
+    type: 'MODEL',
+  });
+  const spec = at(predictor, 'componentSpecs', 0, 'spec');
+  const container = at(spec, 'containers', 0);
+  assert.equal(
+    at(container, 'name'),
+    'triton',
+    'the override merges only into the container named like the graph',
+  );
+  const image = String(at(container, 'image'));
+  const tag = /^nvcr\.io\/nvidia\/tritonserver:(\d+)\.(\d+)-py3$/.exec(image);
+  assert.ok(tag !== null, image);
+  assert.ok(
+    Number(tag[1]) * 100 + Number(tag[2]) >= 2111,
+    `${image} has implicit state (>= 21.11)`,
+  );
+  assert.equal(at(container, 'resources', 'requests', 'nvidia.com/gpu'), 1);
+  assert.equal(at(container, 'resources', 'limits', 'nvidia.com/gpu'), 1);
+  assert.deepEqual(at(spec, 'tolerations'), [
+    { key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' },
+    { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+  ]);
+  const withImage = one(
+    await render({ set: ['seldon.triton.image=nvcr.io/nvidia/tritonserver:23.10-py3'] }),
+    'SeldonDeployment',
+  );
+  assert.equal(
+    at(withImage, 'spec', 'predictors', 0, 'componentSpecs', 0, 'spec', 'containers', 0, 'image'),
+    'nvcr.io/nvidia/tritonserver:23.10-py3',
+  );
+});
+
+test('the Blob CSI static volume takes its key from a Secret reference and mounts as the image user', async () => {
+  const objects = await render();
+  const pv = one(objects, 'PersistentVolume');
+  const pvc = one(objects, 'PersistentVolumeClaim');
+  assert.deepEqual(at(pv, 'spec'), {
+    capacity: { storage: '10Gi' },
+    accessModes: ['ReadWriteMany'],
+    persistentVolumeReclaimPolicy: 'Retain',
+    storageClassName: '',
+    mountOptions: [
+      '-o allow_other',
+      '-o uid=8888',
+      '-o gid=8888',
+      '--file-cache-timeout-in-seconds=120',
+    ],
+    claimRef: { namespace: 'default', name: pvc.metadata.name },
+    csi: {
+      driver: 'blob.csi.azure.com',
+      readOnly: false,
+      volumeHandle: 'default-gpt2-gateway-models#gpt2-models',
+      volumeAttributes: { containerName: 'gpt2-models' },
+      nodeStageSecretRef: { name: 'azure-secret', namespace: 'default' },
+    },
+  });
+  assert.equal(at(pv, 'metadata', 'annotations', 'helm.sh/resource-policy'), 'keep');
+  assert.equal(dockerfileUser(), '8888:8888', 'blobfuse uid/gid = the image user');
+  assert.deepEqual(at(pvc, 'spec'), {
+    accessModes: ['ReadWriteMany'],
+    storageClassName: '',
+    volumeName: pv.metadata.name,
+    resources: { requests: { storage: '10Gi' } },
+  });
+});
+
+test('everything on: HPA, Ingress, NetworkPolicy, ServiceMonitor, model Job and Grafana dashboard', async () => {
+  const objects = await render({ valuesFiles: ['everything-on-values.yaml'] });
+  assert.deepEqual(kinds(objects), [
+    'ConfigMap/gpt2-gateway',
+    'ConfigMap/gpt2-gateway-dashboard',
+    'Deployment/gpt2-gateway',
+    'HorizontalPodAutoscaler/gpt2-gateway',
+    'Ingress/gpt2-gateway',
+    'Job/gpt2-gateway-model-build',
+    'NetworkPolicy/gpt2-gateway',
+    'PersistentVolume/default-gpt2-gateway-models',
+    'PersistentVolumeClaim/gpt2-gateway-models',
+    'PodDisruptionBudget/gpt2-gateway',
+    'Role/gpt2-gateway',
+    'RoleBinding/gpt2-gateway',
+    'SeldonDeployment/gpt2-gateway-triton',
+    'Service/gpt2-gateway',
+    'ServiceAccount/gpt2-gateway',
+    'ServiceMonitor/gpt2-gateway',
+  ]);
+  const deployment = one(objects, 'Deployment');
+  assert.equal(at(deployment, 'spec', 'replicas'), undefined, 'the HPA owns the replica count');
+  assert.equal(
+    at(deployment, 'spec', 'template', 'spec', 'containers', 0, 'image'),
+    'myacr.azurecr.io/gpt2-gateway:1.2.3',
+  );
+  assert.deepEqual(at(deployment, 'spec', 'template', 'spec', 'containers', 0, 'env'), [
+    { name: 'API_KEY', valueFrom: { secretKeyRef: { name: 'gpt2-api', key: 'key' } } },
+  ]);
+  assert.deepEqual(at(one(objects, 'HorizontalPodAutoscaler'), 'spec', 'scaleTargetRef'), {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    name: 'gpt2-gateway',
+  });
+  assert.equal(at(one(objects, 'HorizontalPodAutoscaler'), 'spec', 'minReplicas'), 3);
+  assert.deepEqual(at(one(objects, 'Ingress'), 'spec'), {
+    ingressClassName: 'nginx',
+    tls: [{ hosts: ['gpt2.example.com'], secretName: 'gpt2-tls' }],
+    rules: [
+      {
+        host: 'gpt2.example.com',
+        http: {
+          paths: [
+            {
+              path: '/',
+              pathType: 'Prefix',
+              backend: { service: { name: 'gpt2-gateway', port: { name: 'http' } } },
+            },
+          ],
+        },
+      },
+    ],
+  });
+  assert.deepEqual(at(one(objects, 'NetworkPolicy'), 'spec', 'ingress'), [
+    {
+      ports: [{ port: 'http', protocol: 'TCP' }],
+      from: [
+        { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } },
+      ],
+    },
+  ]);
+  const monitor = one(objects, 'ServiceMonitor');
+  assert.equal(at(monitor, 'metadata', 'labels', 'release'), 'kube-prometheus-stack');
+  assert.deepEqual(at(monitor, 'spec', 'endpoints'), [
+    { port: 'http', path: '/metrics', interval: '30s', scrapeTimeout: '10s' },
+  ]);
+  // The model path inside the claim reaches both Triton's modelUri and the Job's mount.
+  const sdep = one(objects, 'SeldonDeployment');
+  assert.equal(
+    at(sdep, 'spec', 'predictors', 0, 'graph', 'modelUri'),
+    'pvc://gpt2-gateway-models/repository',
+  );
+  assert.equal(
+    at(sdep, 'spec', 'predictors', 0, 'componentSpecs', 0, 'spec', 'containers', 0, 'image'),
+    'nvcr.io/nvidia/tritonserver:24.05-py3',
+  );
+  assert.deepEqual(at(one(objects, 'PersistentVolume'), 'spec', 'csi', 'volumeAttributes'), {
+    containerName: 'gpt2-models',
+    storageAccount: 'gpt2store',
+    resourceGroup: 'gpt2-rg',
+  });
+  const job = at(one(objects, 'Job'), 'spec', 'template', 'spec');
+  assert.deepEqual(at(job, 'initContainers', 0, 'args'), [
+    'model',
+    'pull',
+    'gpt2',
+    '--dir',
+    '/work/weights',
+  ]);
+  assert.deepEqual(at(job, 'containers', 0, 'command'), ['node', '/app/dist/src/cli.js']);
+  assert.deepEqual(at(job, 'containers', 0, 'args'), [
+    'model',
+    'build',
+    '--weights',
+    '/work/weights',
+    '--variant',
+    'next-token',
+    '--repo',
+    '/repository',
+    '--name',
+    'gpt2',
+  ]);
+  assert.deepEqual(at(job, 'containers', 0, 'volumeMounts', 0), {
+    name: 'repository',
+    mountPath: '/repository',
+    subPath: 'repository',
+  });
+  assert.deepEqual(at(job, 'volumes', 0), {
+    name: 'repository',
+    persistentVolumeClaim: { claimName: 'gpt2-gateway-models' },
+  });
+  assert.equal(at(job, 'containers', 0, 'securityContext', 'readOnlyRootFilesystem'), true);
+  const dashboard = one(objects, 'ConfigMap', 'gpt2-gateway-dashboard');
+  assert.equal(at(dashboard, 'metadata', 'labels', 'grafana_dashboard'), '1');
+  const json = JSON.parse(String(at(dashboard, 'data', 'gpt2-gateway.json'))) as { uid: string };
+  assert.deepEqual(json, JSON.parse(readFileSync(`${CHART}/files/grafana-dashboard.json`, 'utf8')));
+  assert.equal(json.uid, 'gpt2-gateway');
+});
+
+test('an existing Triton: no volume, no SeldonDeployment, no Role; the gateway gets the URL', async () => {
+  const objects = await render({ valuesFiles: ['existing-triton-values.yaml'] });
+  assert.deepEqual(kinds(objects), [
+    'ConfigMap/gpt2-gateway',
+    'Deployment/gpt2-gateway',
+    'PodDisruptionBudget/gpt2-gateway',
+    'Service/gpt2-gateway',
+    'ServiceAccount/gpt2-gateway',
+  ]);
+  const env = gatewayEnv(objects);
+  assert.equal(env.TRITON_URL, 'http://triton.inference.svc:8000');
+  assert.equal(env.TRITON_WIRE, 'binary');
+  assert.equal(env.SELDON_DEPLOYMENT, undefined);
+});
+
+test('an existing SeldonDeployment found by name: JSON wire and a Role for that one object', async () => {
+  const objects = await render({ valuesFiles: ['existing-seldon-values.yaml'] });
+  assert.deepEqual(kinds(objects), [
+    'ConfigMap/gpt2-gateway',
+    'Deployment/gpt2-gateway',
+    'PodDisruptionBudget/gpt2-gateway',
+    'Role/gpt2-gateway',
+    'RoleBinding/gpt2-gateway',
+    'Service/gpt2-gateway',
+    'ServiceAccount/gpt2-gateway',
+  ]);
+  const env = gatewayEnv(objects);
+  assert.equal(env.TRITON_WIRE, 'json');
+  assert.equal(env.TRITON_URL, undefined);
+  assert.equal(env.SELDON_DEPLOYMENT, 'gpt2gpu');
+  assert.equal(env.TRITON_MAX_BATCH_SIZE, '8');
+  assert.equal(env.SELDON_NAMESPACE, 'default');
+  assert.equal(env.SELDON_PREDICTOR, undefined);
+  assert.deepEqual(at(one(objects, 'Role'), 'rules', 0, 'resourceNames'), ['gpt2gpu']);
+});
+
+test('an existing claim: no PV or PVC, and Triton reads the given folder of that claim', async () => {
+  const objects = await render({ valuesFiles: ['existing-claim-values.yaml'] });
+  assert.ok(
+    !objects.some((o) => o.kind === 'PersistentVolume' || o.kind === 'PersistentVolumeClaim'),
+  );
+  assert.equal(
+    at(one(objects, 'SeldonDeployment'), 'spec', 'predictors', 0, 'graph', 'modelUri'),
+    'pvc://gpt2-models/gpt2/repository',
+  );
+});
+
+test('the embedded backend mounts the claim read-only as its model repository and needs no Triton', async () => {
+  const objects = await render({ valuesFiles: ['embedded-values.yaml'] });
+  assert.ok(!objects.some((o) => ['SeldonDeployment', 'Role', 'RoleBinding'].includes(o.kind)));
+  const env = gatewayEnv(objects);
+  assert.equal(env.BACKEND, 'embedded');
+  assert.equal(env.MAX_BATCH_SIZE, '4');
+  assert.equal(env.TRITON_URL, undefined);
+  const pod = podSpec(objects);
+  assert.deepEqual(at(pod, 'containers', 0, 'volumeMounts', 1), {
+    name: 'models',
+    mountPath: '/models',
+    readOnly: true,
+  });
+  assert.deepEqual(at(pod, 'volumes', 1), {
+    name: 'models',
+    persistentVolumeClaim: { claimName: 'gpt2-gateway-models', readOnly: true },
+  });
+});
+
+test('values.schema.json rejects typos and bad values, and the templates refuse impossible combinations', async () => {
+  const cases: [string[], RegExp][] = [
+    [['config.backnd=triton'], /at '\/config': additional properties 'backnd' not allowed/],
+    [['seldon.triton.imag=x'], /at '\/seldon\/triton': additional properties 'imag' not allowed/],
+    [['config.backend=tpu'], /at '\/config\/backend'/],
+    [['triton.wire=grpc'], /at '\/triton\/wire'/],
+    [['config.maxNewTokensLimit=2000'], /at '\/config\/maxNewTokensLimit'/],
+    [['replicas=3'], /additional properties 'replicas' not allowed/],
+    [
+      ['seldon.enabled=false'],
+      /config.backend is triton but there is no Triton to talk to: set triton.url or triton.seldonDeployment, or seldon.enabled=true/,
+    ],
+    [
+      ['triton.url=http://t:8000', 'triton.seldonDeployment=x'],
+      /set triton.url or triton.seldonDeployment, not both/,
+    ],
+    [['modelStorage.enabled=false'], /seldon.enabled needs modelStorage.enabled/],
+  ];
+  for (const [set, message] of cases) {
+    await assert.rejects(render({ set }), (err: unknown) => {
+      assert.ok(err instanceof HelmError);
+      assert.match(err.stderr, message, set.join(' '));
+      return true;
+    });
+  }
+});
+
+test('NOTES.txt says how to reach and try the gateway, and how to fill the model volume', async () => {
+  const notes = async (args: string[]) => {
+    const out = await helm().run([
+      'install',
+      'gw',
+      CHART,
+      '--dry-run=client',
+      '--namespace',
+      'prod',
+      ...args,
+    ]);
+    return out.slice(out.indexOf('NOTES:'));
+  };
+  const plain = await notes([]);
+  assert.match(
+    plain,
+    /kubectl -n prod get sdep gw-gpt2-gateway-triton -o jsonpath='\{\.status\.state\}'/,
+  );
+  assert.match(
+    plain,
+    /kubectl -n prod port-forward svc\/gw-gpt2-gateway 8080:80 &\n\s+export GATEWAY=http:\/\/127\.0\.0\.1:8080/,
+  );
+  assert.match(plain, /curl -s \$GATEWAY\/complete -H 'content-type: application\/json'/);
+  assert.match(plain, /kubectl -n prod create secret generic azure-secret/);
+  assert.match(
+    plain,
+    /az storage blob upload-batch --account-name <account> -d gpt2-models -s models/,
+  );
+  const everything = await notes(['--values', `${CHART}/ci/everything-on-values.yaml`]);
+  assert.match(everything, /export GATEWAY=https:\/\/gpt2\.example\.com/);
+  assert.match(
+    everything,
+    /kubectl -n prod wait --for=condition=complete job\/gw-gpt2-gateway-model-build/,
+  );
+  assert.doesNotMatch(everything, /port-forward/);
+});
