@@ -128,7 +128,10 @@ export function installErrorHandler(
     const error = toClientError(err, allowed, bodyLimit);
     const reason = REJECTION_REASONS[error.code];
     if (reason !== undefined) metrics.rejections.inc({ reason });
-    if (error.statusCode >= 500) request.log.error({ err }, error.message);
+    // A full queue or a drain is the service working as designed under load: one warn line, not
+    // an error with a stack per refused request (the rejections metric counts them).
+    if (reason !== undefined && error.statusCode >= 500) request.log.warn(error.body(), 'refused');
+    else if (error.statusCode >= 500) request.log.error({ err }, error.message);
     else if (error.code === 'CLIENT_CLOSED_REQUEST') request.log.info('client went away');
     if (error.retryAfterSeconds !== undefined) {
       reply.header('retry-after', String(error.retryAfterSeconds));

@@ -40,3 +40,54 @@ test('neither prompt nor completion text reaches the log, even at trace level', 
   const word = completion.split(/\s+/).sort((a, b) => b.length - a.length)[0]!;
   assert.ok(word.length >= 3 && !log.includes(word), `completion text '${word}' in the log`);
 });
+
+test('a queue-full refusal logs one warn line without a stack; a backend failure logs an error', async () => {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  const config = testConfig({ MAX_BATCH_SIZE: '1', MAX_QUEUE: '1' });
+  const backend = new ToyBackend();
+  const { app } = await toyApp(
+    { MAX_BATCH_SIZE: '1', MAX_QUEUE: '1' },
+    { backend, loggerInstance: pino(loggerOptions(config), sink) },
+  );
+  const open = backend.hold();
+  const running = [
+    app.inject({ method: 'POST', url: '/complete', payload: { prompt: 'a', max_new_tokens: 1 } }),
+    app.inject({ method: 'POST', url: '/complete', payload: { prompt: 'b', max_new_tokens: 1 } }),
+  ];
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  const full = await app.inject({
+    method: 'POST',
+    url: '/complete',
+    payload: { prompt: 'c', max_new_tokens: 1 },
+  });
+  assert.equal(full.statusCode, 503);
+  open();
+  await Promise.all(running);
+  backend.failNext = new BackendError('BACKEND_ERROR', 'model exploded');
+  const failed = await app.inject({
+    method: 'POST',
+    url: '/complete',
+    payload: { prompt: 'd', max_new_tokens: 1 },
+  });
+  assert.equal(failed.statusCode, 502);
+  await app.close();
+  const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  const refused = records.filter((r) => r.msg === 'refused');
+  assert.equal(refused.length, 1);
+  assert.equal(refused[0]!.level, 40);
+  assert.deepEqual(refused[0]!.error, {
+    code: 'QUEUE_FULL',
+    message: 'all 1 generation slots are busy and 1 requests are waiting; retry later',
+  });
+  assert.equal(refused[0]!.err, undefined, 'no error object, so no stack');
+  const failures = records.filter((r) => r.level === 50);
+  assert.equal(failures.length, 1);
+  assert.match(JSON.stringify(failures[0]!.err), /model exploded/);
+});
