@@ -10,7 +10,6 @@ import { EOS_TOKEN, gpt2TokenizerJson, gpt2VocabularyFiles } from '../tokenizer/
 import { type BuildOptions, type BuildReport, buildOnnxModel } from './build.js';
 import { toHfConfig } from './configs.js';
 
-
 export async function writeTransformersJsLayout(
   opts: BuildOptions,
   dir: string,
