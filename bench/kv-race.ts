@@ -93,7 +93,8 @@ async function decode(
     });
     const logits = out.logits!;
     const v = logits.dims[2]!;
-    const last = (logits.data as Float32Array).subarray((ids.length - 1) * v);
+    // Seq dim 1 (default kv build: last position only) or ids.length (--full-logits).
+    const last = (logits.data as Float32Array).subarray((logits.dims[1]! - 1) * v);
     let best = 0;
     for (let i = 1; i < v; i++) if (last[i]! > last[best]!) best = i;
     const next: Record<string, ort.Tensor> = {};

@@ -32,11 +32,13 @@ import { writeModelRepository } from '../src/model/model-repository.js';
 import { loadGpt2Tokenizer } from '../src/tokenizer/gpt2-tokenizer.js';
 
 const PROMPT = 'I love Artificial Intelligence';
-const MODELS: { name: string; variant: ModelVariant; seed: boolean }[] = [
+const MODELS: { name: string; variant: ModelVariant; seed: boolean; fullLogits?: boolean }[] = [
   { name: 'logits', variant: 'logits', seed: false },
   { name: 'last', variant: 'last', seed: false },
   { name: 'next-token', variant: 'next-token', seed: false },
   { name: 'kv', variant: 'kv', seed: false },
+  // The kv graph before it gathered the last position: the prompt's logits come back in full.
+  { name: 'kv-full-logits', variant: 'kv', seed: false, fullLogits: true },
   { name: 'notebook', variant: 'logits', seed: true },
 ];
 
@@ -282,6 +284,7 @@ async function main(): Promise<void> {
         weights: { kind: 'random', seed: 1 },
         variant: m.variant,
         seedSignature: m.seed,
+        fullLogits: m.fullLogits ?? false,
         instanceKind: 'cpu',
       });
     }

@@ -71,6 +71,9 @@ Model:
   --quantize int8        block-wise int8 weights in the transformer blocks (onnxruntime
                          MatMulNBits): a quarter of the bytes per step on CPU; logits
                          are approximate (int8 activations too). LM head and embeddings stay fp32
+  --full-logits          kv only: logits for every input position [batch, seq, vocab]. Default:
+                         each row's last position only [batch, 1, vocab], all greedy decoding
+                         needs (a 512-token prompt's full logits are 103 MB)
 
 Output (default: a Triton model repository entry):
   --repo DIR             model repository (default: ${DEFAULT_REPOSITORY})
@@ -161,7 +164,7 @@ function mb(bytes: number): string {
 }
 
 function describeBuild(r: BuildReport, where: string): string {
-  return `wrote ${where}${r.dataFile ? ` (weights in ${basename(r.dataFile)})` : ''}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fused ? ' (fused)' : ''}${r.quantize ? ` (${r.quantize})` : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
+  return `wrote ${where}${r.dataFile ? ` (weights in ${basename(r.dataFile)})` : ''}: variant ${r.variant}${r.seedSignature ? ' (seed signature)' : ''}${r.fullLogits ? ' (full logits)' : ''}${r.fused ? ' (fused)' : ''}${r.quantize ? ` (${r.quantize})` : ''}, ${r.parameters.toLocaleString('en-US')} parameters, ${mb(r.bytes)}, weights ${r.weights}, ${r.seconds.toFixed(1)} s\n`;
 }
 
 async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
@@ -221,6 +224,7 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
       'max-batch-size': { type: 'string' },
       layout: { type: 'string' },
       out: { type: 'string' },
+      'full-logits': { type: 'boolean' },
     },
   } as const);
   if (values.help) {
@@ -274,7 +278,11 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
   const quantize = values.quantize === 'int8' ? ('int8' as const) : undefined;
   if (seedSignature && quantize)
     throw new UsageError('--seed-signature and --quantize do not combine');
-  const opts = { config, weights, variant, seedSignature, fused, quantize };
+  const fullLogits = values['full-logits'] === true;
+  if (fullLogits && variant !== 'kv') {
+    throw new UsageError('--full-logits needs --variant kv (the logits variant always has them)');
+  }
+  const opts = { config, weights, variant, seedSignature, fused, quantize, fullLogits };
 
   if (layout === 'transformers-js') {
     if (values.out === undefined) throw new UsageError('--layout transformers-js needs --out DIR');

@@ -13,6 +13,7 @@ import {
   buildGpt2Graph,
   CONTRIB_DOMAIN,
   type ExternalData,
+  GRAPH_VERSION,
   IR_VERSION,
   OPSET_VERSION,
 } from './gpt2-graph.js';
@@ -39,6 +40,8 @@ export interface BuildOptions {
   fused?: boolean;
   /** Block-wise int8 weights in the transformer blocks (onnxruntime MatMulNBits); opt-in. */
   quantize?: 'int8';
+  /** kv only: logits for every new position, not just each row's last (opt-in; see gpt2-graph). */
+  fullLogits?: boolean;
   /** Weights in `<file>_data` (ONNX external data). Automatic above protobuf's 2 GB limit. */
   externalData?: boolean;
 }
@@ -49,6 +52,8 @@ export interface BuildReport {
   seedSignature: boolean;
   fused: boolean;
   quantize: 'int8' | undefined;
+  /** kv: logits for every position (true) or each row's last (false). */
+  fullLogits: boolean;
   /** The external data file (`<file>_data`, as Optimum and transformers.js name it), if any. */
   dataFile: string | undefined;
   /** Parameters stored (tied LM head counted once): 124,439,808 for `gpt2`. */
@@ -100,12 +105,15 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
           seedSignature: opts.seedSignature ?? false,
           fused: opts.fused ?? false,
           quantize: opts.quantize,
+          fullLogits: opts.fullLogits ?? false,
           externalData,
           weightProducer: (spec) => (emit) => weights.stream(spec, emit),
         }),
         metadata: {
           'gpt2.variant': opts.variant,
           'gpt2.graph': opts.fused ? 'fused' : 'standard',
+          'gpt2.graph_version': String(GRAPH_VERSION),
+          ...(opts.variant === 'kv' ? { 'gpt2.logits': opts.fullLogits ? 'all' : 'last' } : {}),
           'gpt2.weights_dtype': opts.quantize ?? 'float32',
           'gpt2.weights': weights.description,
           'gpt2.n_layer': String(opts.config.nLayer),
@@ -151,6 +159,7 @@ export async function buildOnnxModel(opts: BuildOptions, outFile: string): Promi
       seedSignature: opts.seedSignature ?? false,
       fused: opts.fused ?? false,
       quantize: opts.quantize,
+      fullLogits: opts.fullLogits ?? false,
       parameters: parameterCount(opts.config),
       bytes,
       weights: weights.description,

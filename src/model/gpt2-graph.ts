@@ -7,7 +7,8 @@
  *   next-token: same inputs → next_token [batch, 1] INT64, logprob [batch, 1] FP32
  *   kv:         input_ids [batch, seq], attention_mask [batch, past+seq], position_ids [batch, seq],
  *               past_key_values.{i}.key|value [batch, n_head, past, head_dim]
- *               → logits [batch, seq, vocab], present.{i}.key|value [batch, n_head, past+seq, head_dim]
+ *               → logits [batch, 1, vocab] (each row's last real new token; with --full-logits
+ *               [batch, seq, vocab]), present.{i}.key|value [batch, n_head, past+seq, head_dim]
  *   seed signature (logits only): input_ids:0, attention_mask:0 INT32 → past_key_values
  *               [n_layer, 2, batch, n_head, seq, head_dim], logits (that order, as recorded).
  *
@@ -38,6 +39,12 @@ import { elementCount, type WeightSpec, weightSpecs } from './weights.js';
  * out (see layerNorm); onnxruntime fuses it back at load (seen in its profile).
  */
 export const OPSET_VERSION = 13;
+/**
+ * Bumped whenever the graph built for the same options changes, and stored in the file's metadata
+ * (`gpt2.graph_version`), so that a cached build (the default model) is known to be stale.
+ * 2: kv emits only each row's last position by default.
+ */
+export const GRAPH_VERSION = 2;
 export const IR_VERSION = 7;
 /** onnxruntime's contrib operator domain, used by --fused and --quantize graphs. */
 export const CONTRIB_DOMAIN = 'com.microsoft';
@@ -51,6 +58,8 @@ const BATCH = 'batch_size';
 const SEQ = 'sequence_length';
 const PAST = 'past_sequence_length';
 const TOTAL = 'total_sequence_length';
+/** kv logits' position dim: 1 by default, `seq` with fullLogits. */
+const LOGITS_SEQ = 'logits_sequence_length';
 
 export interface GraphOptions {
   config: Gpt2Config;
@@ -60,6 +69,8 @@ export interface GraphOptions {
   fused?: boolean;
   /** Block-wise int8 weights for the transformer blocks' matrices (MatMulNBits, onnxruntime). */
   quantize?: 'int8';
+  /** kv only: logits for every new position [batch, seq, vocab] instead of each row's last. */
+  fullLogits?: boolean;
   /** When set, weights go to this external data file instead of the model file. */
   externalData?: ExternalData;
   /** Streams a weight's float32 bytes into the file. */
@@ -227,6 +238,11 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
   if (seedSignature && variant !== 'logits') {
     throw new Error('--seed-signature applies to the logits variant only');
   }
+  if (opts.fullLogits && variant !== 'kv') {
+    throw new Error(
+      '--full-logits applies to the kv variant only (logits always has every position)',
+    );
+  }
   if (seedSignature && (opts.fused || opts.quantize)) {
     throw new Error(
       '--seed-signature reproduces the notebook’s plain graph; it cannot be --fused or quantized',
@@ -319,11 +335,50 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
     opts.fused === true ? fusedLayers(layers) : standardLayers(layers);
 
   const vocab = config.vocabSize;
+  const kvPresentOutputs = (): void => {
+    for (let i = 0; i < config.nLayer; i++) {
+      g.output(`present.${i}.key`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
+      g.output(`present.${i}.value`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
+    }
+  };
   /** [rows, E] × wteᵀ through Gemm(transB): no transposed copy of the tied matrix. */
   const lmHead = (rows2d: string, outName?: string): string =>
     g.op('Gemm', [rows2d, wte], { transB: 1 }, outName === undefined ? 1 : [outName])[0]!;
 
-  if (variant === 'logits' || variant === 'kv') {
+  /**
+   * Each row's last real position: max over (mask × (index + 1)) − 1, right or left padding.
+   * `newMask` [batch, seq] marks the real tokens among this call's inputs.
+   */
+  const lastRealHidden = (newMask: string): string => {
+    const idx1 = g.op1('Add', [g.op1('Range', [g.int64s([0], true), seqLen, one]), one]);
+    const lastPos = g.op1('Sub', [
+      g.op1('ReduceMax', [g.op1('Mul', [newMask, idx1])], { axes: [1], keepdims: 1 }),
+      one,
+    ]);
+    const lastPosClamped = g.op1('Max', [lastPos, g.int64s([0], true)]);
+    return g.op1('GatherND', [hf, lastPosClamped], { batch_dims: 1 });
+  };
+
+  if (isKv && opts.fullLogits !== true) {
+    // Greedy decoding needs one row per sequence: running the LM head over a whole prompt at
+    // prefill is seq × vocab × n_embd wasted FLOPs and a seq × vocab tensor (201 MB at 1000
+    // tokens). The new tokens' mask is the last `seq` columns of attention_mask (the past's come
+    // first), so left-padded prefill, right-padded prefill and one-token decode all pick the
+    // row's last real token. transformers.js reads only logits[:, -1, :] when generating, so
+    // [batch, 1, vocab] stays loadable there.
+    const newMask = g.op1('Slice', [
+      mask,
+      g.op1('Unsqueeze', [pastLen, g.int64s([0])]),
+      g.op1('Unsqueeze', [totalLen, g.int64s([0])]),
+      g.int64s([1]),
+    ]);
+    const rows = lmHead(lastRealHidden(newMask));
+    g.op('Unsqueeze', [rows, g.int64s([1])], {}, ['logits']);
+    // Symbolic rather than 1: Triton rejects a config dim of -1 against a fixed model dim, and
+    // config.pbtxt serves both kv forms with the same [-1, vocab].
+    g.output('logits', OnnxType.FLOAT, [BATCH, LOGITS_SEQ, vocab]);
+    kvPresentOutputs();
+  } else if (variant === 'logits' || variant === 'kv') {
     const flat = g.op1('Reshape', [hf, g.int64s([-1, e])]);
     const batchSeq = g.op1('Slice', [g.op1('Shape', [inputIds]), g.int64s([0]), g.int64s([2])]);
     const outShape = g.op1('Concat', [batchSeq, g.int64s([vocab])], { axis: 0 });
@@ -344,21 +399,9 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
       g.output('past_key_values', OnnxType.FLOAT, [config.nLayer, 2, BATCH, nHead, SEQ, headDim]);
     }
     g.output('logits', OnnxType.FLOAT, [BATCH, SEQ, vocab]);
-    if (isKv) {
-      for (let i = 0; i < config.nLayer; i++) {
-        g.output(`present.${i}.key`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
-        g.output(`present.${i}.value`, OnnxType.FLOAT, [BATCH, nHead, TOTAL, headDim]);
-      }
-    }
+    if (isKv) kvPresentOutputs();
   } else {
-    // Each row's last real position: max over (mask × (index + 1)) − 1, right or left padding.
-    const idx1 = g.op1('Add', [g.op1('Range', [g.int64s([0], true), seqLen, one]), one]);
-    const lastPos = g.op1('Sub', [
-      g.op1('ReduceMax', [g.op1('Mul', [mask, idx1])], { axes: [1], keepdims: 1 }),
-      one,
-    ]);
-    const lastPosClamped = g.op1('Max', [lastPos, g.int64s([0], true)]);
-    const lastHidden = g.op1('GatherND', [hf, lastPosClamped], { batch_dims: 1 });
+    const lastHidden = lastRealHidden(mask);
     if (variant === 'last') {
       lmHead(lastHidden, 'last_logits');
       g.output('last_logits', OnnxType.FLOAT, [BATCH, vocab]);
@@ -373,7 +416,7 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
     }
   }
   return g.graph(
-    `gpt2-${variant}${seedSignature ? '-seed-signature' : ''}${opts.fused ? '-fused' : ''}${opts.quantize ? `-${opts.quantize}` : ''}`,
+    `gpt2-${variant}${seedSignature ? '-seed-signature' : ''}${opts.fullLogits ? '-full-logits' : ''}${opts.fused ? '-fused' : ''}${opts.quantize ? `-${opts.quantize}` : ''}`,
   );
 }
 

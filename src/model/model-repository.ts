@@ -169,6 +169,7 @@ export async function writeModelRepository(
       seedSignature,
       fused: opts.fused,
       quantize: opts.quantize,
+      fullLogits: opts.fullLogits,
       externalData: opts.externalData,
     },
     modelFile,

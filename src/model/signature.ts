@@ -11,8 +11,13 @@
  *   logprob [batch, 1] FP32 (its natural-log probability).
  * - `kv` (Optimum / transformers.js decoder convention): input_ids [batch, seq],
  *   attention_mask [batch, past + seq], position_ids [batch, seq],
- *   past_key_values.{i}.key|value [batch, n_head, past, head_dim] → logits [batch, seq, vocab],
+ *   past_key_values.{i}.key|value [batch, n_head, past, head_dim] → logits [batch, L, vocab],
  *   present.{i}.key|value [batch, n_head, past + seq, head_dim]. An empty past (past = 0) is valid.
+ *   L is 1 for our default build (each row's last real new token: all that greedy decoding
+ *   needs) and seq for `model build --full-logits` or an Optimum export. Both are accepted,
+ *   whether the file declares L symbolic or fixed; a client must take L from the dims each
+ *   answer carries (the last position of row b starts at (b × L + L − 1) × vocab), never from
+ *   the input length.
  *
  * Padding: stateless variants take right-padded rows (1 = real token in attention_mask); positions
  * are computed in the graph from the mask. For `kv` the caller sends position_ids itself and the
@@ -130,7 +135,7 @@ export function understandSignature(meta: ModelMetadata): ModelSignature {
 
   if (pastInputs.length > 0 || presentOutputs.length > 0 || positions !== undefined) {
     if (logits === undefined || logits.shape.length !== 3)
-      fail('a kv model needs logits [batch, seq, vocab]');
+      fail('a kv model needs logits [batch, seq or 1, vocab]');
     if (positions === undefined) fail('a kv model needs a position_ids input');
     const implicitState = pastInputs.length === 0;
     const layers: KvLayerNames[] = [];

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
+import * as ort from 'onnxruntime-node';
 import { run } from '../../src/cli/model.js';
 import { NAMED_CONFIGS, parseHfConfig, toHfConfig } from '../../src/model/configs.js';
 import type { ModelMetadata } from '../../src/model/metadata.js';
@@ -218,6 +219,10 @@ describe('gpt2-gateway model', () => {
         ['build', '--random', '--seed-signature', '--variant', 'kv'],
         '--seed-signature needs --variant logits',
       ],
+      [
+        ['build', '--random', '--full-logits', '--variant', 'last'],
+        '--full-logits needs --variant kv (the logits variant always has them)',
+      ],
       [['build', '--random', '--seed', '1.5'], "--seed must be an integer >= 0 (got '1.5')"],
       [['build', '--random', '--frobnicate'], "Unknown option '--frobnicate'"],
       [['inspect'], 'give the model file or model directory to inspect'],
@@ -228,6 +233,63 @@ describe('gpt2-gateway model', () => {
       assert.ok(r.stderr.startsWith(`gpt2-gateway model: ${message}`), r.stderr);
       assert.match(r.stderr, /\(see 'gpt2-gateway model (build|inspect) --help'\)\n$/);
     }
+  });
+
+  test('build --variant kv: logits of the last position by default, every position with --full-logits', async () => {
+    const prompt = [464, 2068, 7586];
+    const logitsOf = async (extra: string[]): Promise<ort.Tensor> => {
+      const file = join(dir, `kv${extra.join('')}.onnx`);
+      const r = await cli([
+        'build',
+        '--random',
+        '--config',
+        'tiny',
+        '--variant',
+        'kv',
+        '--out',
+        file,
+        ...extra,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, extra.length > 0 ? /variant kv \(full logits\),/ : /variant kv,/);
+      const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+      try {
+        const i64 = (v: number[]) =>
+          new ort.Tensor('int64', BigInt64Array.from(v, BigInt), [1, v.length]);
+        const feeds: Record<string, ort.Tensor> = {
+          input_ids: i64(prompt),
+          attention_mask: i64(prompt.map(() => 1)),
+          position_ids: i64(prompt.map((_, k) => k)),
+        };
+        const headDim = tiny.nEmbd / tiny.nHead;
+        for (let i = 0; i < tiny.nLayer; i++) {
+          for (const kind of ['key', 'value']) {
+            feeds[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [
+              1,
+              tiny.nHead,
+              0,
+              headDim,
+            ]);
+          }
+        }
+        return (await session.run(feeds, ['logits'])).logits!;
+      } finally {
+        await session.release();
+      }
+    };
+    const last = await logitsOf([]);
+    const full = await logitsOf(['--full-logits']);
+    const V = tiny.vocabSize;
+    assert.deepEqual(last.dims, [1, 1, V]);
+    assert.deepEqual(full.dims, [1, prompt.length, V]);
+    const fullLast = (full.data as Float32Array).subarray((prompt.length - 1) * V);
+    const lastData = last.data as Float32Array;
+    let diff = 0;
+    for (let v = 0; v < V; v++) diff = Math.max(diff, Math.abs(fullLast[v]! - lastData[v]!));
+    assert.ok(diff < 1e-4, `max |diff| ${diff}`);
+    // The earlier positions really differ from the last one (the comparison above is not vacuous).
+    const first = (full.data as Float32Array).subarray(0, V);
+    assert.ok(first.some((x, v) => Math.abs(x - lastData[v]!) > 1e-3));
   });
 
   test('--layout transformers-js writes a directory whose tokenizer.json is GPT-2’s', async () => {

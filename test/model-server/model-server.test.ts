@@ -364,7 +364,23 @@ describe('model-server: sequences with implicit state', () => {
       inputs: kvInputs(PROMPT, 0),
     });
     assert.equal(first.status, 200, first.text);
+    // The prefill answer carries the last position only, equal to the full pass's.
+    assert.deepEqual(JSON.parse(first.text).outputs[0].shape, [1, 1, VOCAB]);
+    const wantPrefill = lastRow(full.text, 4);
+    assert.ok(lastRow(first.text, 1).every((v, i) => Math.abs(v - (wantPrefill[i] ?? 0)) < 1e-4));
     assert.equal(server.models.get('kv')?.openSequences, 1);
+    // --full-logits: every prompt position comes back, the last one the same.
+    const fullFirst = await jsonInfer('kv-full', {
+      parameters: { sequence_id: 78, sequence_start: true, sequence_end: true },
+      inputs: kvInputs(PROMPT, 0),
+    });
+    assert.equal(fullFirst.status, 200, fullFirst.text);
+    assert.deepEqual(JSON.parse(fullFirst.text).outputs[0].shape, [1, PROMPT.length, VOCAB]);
+    assert.ok(
+      lastRow(fullFirst.text, PROMPT.length).every(
+        (v, i) => Math.abs(v - (wantPrefill[i] ?? 0)) < 1e-4,
+      ),
+    );
     const second = await jsonInfer('kv', {
       parameters: { sequence_id: 77, sequence_start: false, sequence_end: true },
       inputs: kvInputs([262], 4),

@@ -8,11 +8,18 @@ import { writeModelRepository } from '../../src/model/model-repository.js';
 
 export const SEED = 7;
 /** Model names in the repository: each variant, plus the notebook's seed signature. */
-export const MODELS: readonly { name: string; variant: ModelVariant; seedSignature: boolean }[] = [
+export const MODELS: readonly {
+  name: string;
+  variant: ModelVariant;
+  seedSignature: boolean;
+  fullLogits?: boolean;
+}[] = [
   { name: 'logits', variant: 'logits', seedSignature: false },
   { name: 'last', variant: 'last', seedSignature: false },
   { name: 'next-token', variant: 'next-token', seedSignature: false },
   { name: 'kv', variant: 'kv', seedSignature: false },
+  // kv with every position's logits (model build --full-logits): the prefill answer is [1, seq, V].
+  { name: 'kv-full', variant: 'kv', seedSignature: false, fullLogits: true },
   { name: 'seed', variant: 'logits', seedSignature: true },
 ];
 
@@ -29,6 +36,7 @@ export async function tinyRepository(
       weights: { kind: 'random', seed: SEED },
       variant: m.variant,
       seedSignature: m.seedSignature,
+      fullLogits: m.fullLogits ?? false,
       instanceKind: 'cpu',
     });
   }

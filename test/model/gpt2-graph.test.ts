@@ -72,15 +72,16 @@ function floats(t: ort.Tensor | undefined): Float32Array {
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gpt2-graph-'));
-  const builds: [string, ModelVariant, boolean][] = [
+  const builds: [string, ModelVariant, boolean, boolean?][] = [
     ['logits', 'logits', false],
     ['last', 'last', false],
     ['next-token', 'next-token', false],
     ['kv', 'kv', false],
+    ['kv-full', 'kv', false, true],
     ['seed', 'logits', true],
   ];
   for (const fused of [false, true]) {
-    for (const [key, variant, seedSignature] of builds) {
+    for (const [key, variant, seedSignature, fullLogits] of builds) {
       if (fused && seedSignature) continue;
       const file = join(dir, `${fused ? 'fused-' : ''}${key}.onnx`);
       await buildOnnxModel(
@@ -90,6 +91,7 @@ before(async () => {
           variant,
           seedSignature,
           fused,
+          fullLogits,
         },
         file,
       );
@@ -200,12 +202,11 @@ for (const fused of [false, true]) {
         ...emptyPast(batch, 0),
       });
       assert.deepEqual(out['present.0.key']?.dims, [batch, H, WIDTH, D]);
+      // Right padding: the graph picks each row's last REAL token, not the last column.
+      assert.deepEqual(out.logits?.dims, [batch, 1, V]);
       let fullMask = [...mask];
       let total = WIDTH;
-      let lastLogits = seqs.map((s, b) => {
-        const at = (b * WIDTH + s.length - 1) * V;
-        return floats(out.logits).slice(at, at + V);
-      });
+      let lastLogits = seqs.map((_, b) => floats(out.logits).slice(b * V, (b + 1) * V));
       for (let step = 0; step < 3; step++) {
         // Greedy continuation per row, then check against the reference over the whole sequence.
         const next = lastLogits.map((l) => argmax(l));
@@ -247,9 +248,8 @@ for (const fused of [false, true]) {
 
     test('kv under Triton implicit state: one zero past slot masked by attention_mask[0] = 0', async () => {
       // The convention documented in signature.ts and configured in config.pbtxt (initial_state).
-      const kv = session('kv');
       const row = ROWS[0]!;
-      const out = await kv.run({
+      const feeds = {
         input_ids: i64(row, [1, row.length]),
         attention_mask: i64([0, ...row.map(() => 1)], [1, row.length + 1]),
         position_ids: i64(
@@ -257,13 +257,67 @@ for (const fused of [false, true]) {
           [1, row.length],
         ),
         ...emptyPast(1, 1),
-      });
-      const data = floats(out.logits);
+      };
+      // --full-logits: every position matches the plain forward pass.
+      const full = await session('kv-full').run(feeds);
+      assert.deepEqual(full.logits?.dims, [1, row.length, V]);
+      const data = floats(full.logits);
       row.forEach((_, pos) => {
         const diff = maxAbsDiff(reference[0]![pos]!, data.subarray(pos * V, (pos + 1) * V));
         assert.ok(diff < TOLERANCE, `pos ${pos}: max |diff| ${diff}`);
       });
+      assert.deepEqual(full['present.1.value']?.dims, [1, H, row.length + 1, D]);
+      // Default: the dummy slot is part of the past, so the last position is still the last token.
+      const out = await session('kv').run(feeds);
+      assert.deepEqual(out.logits?.dims, [1, 1, V]);
+      const diff = maxAbsDiff(reference[0]![row.length - 1]!, floats(out.logits));
+      assert.ok(diff < TOLERANCE, `last position: max |diff| ${diff}`);
       assert.deepEqual(out['present.1.value']?.dims, [1, H, row.length + 1, D]);
+    });
+
+    test('kv prefill (left-padded, as the embedded backend batches it): default [batch, 1, vocab] equals --full-logits’ last column', async () => {
+      const batch = ROWS.length;
+      const ids: number[] = [];
+      const mask: number[] = [];
+      const positions: number[] = [];
+      for (const r of ROWS) {
+        const pad = WIDTH - r.length;
+        for (let k = 0; k < WIDTH; k++) {
+          ids.push(k < pad ? 0 : r[k - pad]!);
+          mask.push(k < pad ? 0 : 1);
+          positions.push(k < pad ? 0 : k - pad);
+        }
+      }
+      const feeds = {
+        input_ids: i64(ids, [batch, WIDTH]),
+        attention_mask: i64(mask, [batch, WIDTH]),
+        position_ids: i64(positions, [batch, WIDTH]),
+        ...emptyPast(batch, 0),
+      };
+      const full = await session('kv-full').run(feeds);
+      const last = await session('kv').run(feeds);
+      assert.deepEqual(full.logits?.dims, [batch, WIDTH, V]);
+      assert.deepEqual(last.logits?.dims, [batch, 1, V]);
+      const fullData = floats(full.logits);
+      const lastData = floats(last.logits);
+      ROWS.forEach((r, b) => {
+        // Every real position of the full logits is right, so the comparison below means something.
+        const pad = WIDTH - r.length;
+        r.forEach((_, pos) => {
+          const at = (b * WIDTH + pad + pos) * V;
+          const diff = maxAbsDiff(reference[b]![pos]!, fullData.subarray(at, at + V));
+          assert.ok(diff < TOLERANCE, `full row ${b} pos ${pos}: max |diff| ${diff}`);
+        });
+        const at = (b * WIDTH + WIDTH - 1) * V;
+        const diff = maxAbsDiff(
+          Array.from(fullData.subarray(at, at + V)),
+          lastData.subarray(b * V, (b + 1) * V),
+        );
+        assert.ok(diff < TOLERANCE, `row ${b}: max |diff| ${diff}`);
+      });
+      // The presents do not depend on which logits are emitted.
+      const presentDiff = maxAbsDiff(floats(full['present.1.key']), floats(last['present.1.key']));
+      assert.ok(presentDiff < 1e-6, `presents differ by ${presentDiff}`);
     });
 
     // The seed signature is built as a standard graph only (--seed-signature --fused is refused).

@@ -95,6 +95,24 @@ function floatsOf(tensor: ort.Tensor | undefined, name: string): Float32Array {
   return tensor.data;
 }
 
+/**
+ * Greedy choice from row b's last position of a kv model's logits. The seq dim is read from the
+ * dims returned: 1 for the default kv graph (it gathers each row's last real token), the input
+ * width for a --full-logits build. Every kv run here is one row or left-padded, so a row's last
+ * column is its last real token either way.
+ */
+function greedyAtLastPosition(tensor: ort.Tensor | undefined, b: number): StepResult {
+  const data = floatsOf(tensor, 'logits');
+  const [, seq, vocab] = tensor!.dims;
+  if (tensor!.dims.length !== 3 || seq === undefined || seq < 1 || vocab === undefined) {
+    throw new BackendError(
+      'BACKEND_BAD_RESPONSE',
+      `logits has shape [${tensor!.dims.join(',')}], expected [batch, seq, vocab]`,
+    );
+  }
+  return greedyFromLogits(data, (b * seq + seq - 1) * vocab, vocab);
+}
+
 export class EmbeddedBackend implements Backend {
   readonly #options: EmbeddedBackendOptions;
   #session: ort.InferenceSession | undefined;
@@ -319,15 +337,14 @@ export class EmbeddedBackend implements Backend {
       feeds[layer.pastValue] = cache.past[2 * i + 1]!;
     });
     const out = await session.run(feeds);
-    const logits = floatsOf(out[sig.outputs.logits!.name], 'logits');
-    const vocab = this.description.vocabSize;
+    const result = greedyAtLastPosition(out[sig.outputs.logits!.name], 0);
     // The presents become the next step's pasts as they are: no copy.
     this.#kv.set(r.sequenceId, {
       kind: 'own',
       past: kv.layers.flatMap((layer) => [out[layer.presentKey]!, out[layer.presentValue]!]),
       length: total,
     });
-    return greedyFromLogits(logits, (fresh.length - 1) * vocab, vocab);
+    return result;
   }
 
   /**
@@ -365,12 +382,11 @@ export class EmbeddedBackend implements Backend {
       }
     }
     const out = await session.run(feeds);
-    const logits = floatsOf(out[sig.outputs.logits!.name], 'logits');
+    const logits = out[sig.outputs.logits!.name];
     const presents = layers.flatMap((layer) => [
       floatsOf(out[layer.presentKey], layer.presentKey),
       floatsOf(out[layer.presentValue], layer.presentValue),
     ]);
-    const vocab = this.description.vocabSize;
     return rows.map((r, b) => {
       const length = r.tokens.length;
       const past = presents.map((present) => {
@@ -382,7 +398,7 @@ export class EmbeddedBackend implements Backend {
         return new ort.Tensor('float32', own, [1, nHead, length, headDim]);
       });
       this.#kv.set(r.sequenceId, { kind: 'own', past, length });
-      return greedyFromLogits(logits, (b * W + W - 1) * vocab, vocab);
+      return greedyAtLastPosition(logits, b);
     });
   }
 
@@ -419,8 +435,7 @@ export class EmbeddedBackend implements Backend {
       feeds[layer.pastValue] = group.past[2 * i + 1]!;
     });
     const out = await session.run(feeds);
-    const logits = floatsOf(out[sig.outputs.logits!.name], 'logits');
-    const vocab = this.description.vocabSize;
+    const logits = out[sig.outputs.logits!.name];
     this.#group = {
       ids: group.ids,
       past: kv.layers.flatMap((layer) => [out[layer.presentKey]!, out[layer.presentValue]!]),
@@ -428,7 +443,7 @@ export class EmbeddedBackend implements Backend {
     };
     return rows.map((r, b) => {
       this.#kv.set(r.sequenceId, { kind: 'group', length: lengths[b]! + 1 });
-      return greedyFromLogits(logits, b * vocab, vocab);
+      return greedyAtLastPosition(logits, b);
     });
   }
 

@@ -654,12 +654,22 @@ export class TritonBackend implements Backend {
       const vocab = t.shape[1] as number;
       return greedyFromLogits(t.data as Float32Array, b * vocab, vocab);
     }
+    // A kv model returns each row's last position only ([rows, 1, vocab], the default build) or
+    // every position ([rows, width, vocab], --full-logits); the dims returned decide which.
+    const lastOnly = s.variant === 'kv';
     const t = get(
       s.outputs.logits as TensorRef,
-      (sh) => sh.length === 3 && sh[0] === rows && sh[1] === width && (sh[2] ?? 0) > 0,
-      `[${rows}, ${width}, vocab]`,
+      (sh) =>
+        sh.length === 3 &&
+        sh[0] === rows &&
+        (sh[1] === width || (lastOnly && sh[1] === 1)) &&
+        (sh[2] ?? 0) > 0,
+      lastOnly ? `[${rows}, 1 or ${width}, vocab]` : `[${rows}, ${width}, vocab]`,
     );
+    const seq = t.shape[1] as number;
     const vocab = t.shape[2] as number;
-    return greedyFromLogits(t.data as Float32Array, (b * width + length - 1) * vocab, vocab);
+    // seq 1: the graph already picked the row's last real token.
+    const position = seq === width ? length - 1 : 0;
+    return greedyFromLogits(t.data as Float32Array, (b * seq + position) * vocab, vocab);
   }
 }

@@ -17,13 +17,19 @@ import { testConfig } from '../../support/app.js';
 
 /** Wide weights make logits far from uniform, so no argmax is a near-tie. */
 const WEIGHTS = { kind: 'random', seed: 7, std: 0.2 } as const;
-const BUILDS: [string, ModelVariant, boolean, boolean?][] = [
-  ['kv', 'kv', false],
-  ['kv-fused', 'kv', false, true],
-  ['logits', 'logits', false],
-  ['last', 'last', false],
-  ['next-token', 'next-token', false],
-  ['seed', 'logits', true],
+const BUILDS: [
+  string,
+  ModelVariant,
+  { seedSignature?: boolean; fused?: boolean; fullLogits?: boolean }?,
+][] = [
+  ['kv', 'kv'],
+  ['kv-fused', 'kv', { fused: true }],
+  // Logits for every prompt position: the backend must find each row's last one in them too.
+  ['kv-full', 'kv', { fullLogits: true }],
+  ['logits', 'logits'],
+  ['last', 'last'],
+  ['next-token', 'next-token'],
+  ['seed', 'logits', { seedSignature: true }],
 ];
 const PROMPTS = [
   'I love Artificial Intelligence',
@@ -37,10 +43,10 @@ const files = new Map<string, string>();
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'embedded-backend-'));
-  for (const [name, variant, seedSignature] of BUILDS) {
+  for (const [name, variant, options] of BUILDS) {
     const file = join(dir, `${name}.onnx`);
     await buildOnnxModel(
-      { config: NAMED_CONFIGS.tiny, weights: WEIGHTS, variant, seedSignature },
+      { config: NAMED_CONFIGS.tiny, weights: WEIGHTS, variant, ...options },
       file,
     );
     files.set(name, file);
