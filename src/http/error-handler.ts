@@ -9,6 +9,7 @@ import { BackendError } from '../backends/backend.js';
 import { GenerationCancelledError } from '../generation/scheduler.js';
 import type { GatewayMetrics, RejectionReason } from '../metrics/metrics.js';
 import { type ErrorCode, fromBackendError, GatewayError } from './errors.js';
+import { MAX_STOP_LENGTH, MAX_STOP_SEQUENCES } from './schemas.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -55,7 +56,8 @@ function validationMessage(errors: readonly AjvError[], allowed: readonly string
       if (field === '') return 'the body must be a JSON object';
       return `'${field}' ${first.message ?? 'has the wrong type'}`;
     case 'anyOf':
-      return `'${field}' must be a string or an array of at most 4 non-empty strings`;
+      // Name every limit: a client whose stop string is too long must learn the length cap.
+      return `'${field}' must be a string of 1 to ${MAX_STOP_LENGTH} characters, or an array of at most ${MAX_STOP_SEQUENCES} such strings`;
     case 'minLength':
       if (first.params.limit === 1) return `'${field}' must not be empty`;
       return `'${field}' ${first.message ?? 'is too short'}`;
@@ -88,7 +90,12 @@ function fromFastifyError(
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new GatewayError('PAYLOAD_TOO_LARGE', `the body must not exceed ${bodyLimit} bytes`);
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new GatewayError('INVALID_JSON', `the body is not valid JSON: ${err.message}`);
+      // fastify drops the parser's detail; its own message only repeats "not valid JSON". Say
+      // what to send instead, and name the one refusal of valid JSON (prototype-poisoning keys).
+      return new GatewayError(
+        'INVALID_JSON',
+        'the body is not valid JSON; send one JSON object (keys named __proto__ or constructor are refused)',
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new GatewayError('INVALID_JSON', 'the body is empty; send a JSON object');
   }

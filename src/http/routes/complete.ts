@@ -8,6 +8,7 @@ import { GenerationCancelledError } from '../../generation/scheduler.js';
 import type { GatewayContext } from '../context.js';
 import { toClientError } from '../error-handler.js';
 import { GatewayError } from '../errors.js';
+import { refuseUnreadableJsonBody } from '../json-body.js';
 import {
   type CompleteBody,
   completeBodySchema,
@@ -75,6 +76,7 @@ export function completeRoute(ctx: GatewayContext, rateLimit: object | undefined
       '/complete',
       {
         config: rateLimit === undefined ? {} : { rateLimit },
+        preParsing: refuseUnreadableJsonBody,
         schema: {
           body: completeBodySchema(config.maxNewTokensLimit),
           response: { 200: completionSchema, ...errorResponses(COMPLETE_ERROR_CODES) },
