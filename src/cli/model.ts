@@ -275,6 +275,16 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
   if (seedSignature && quantize)
     throw new UsageError('--seed-signature and --quantize do not combine');
   const opts = { config, weights, variant, seedSignature, fused, quantize };
+  // These only shape a repository entry (config.pbtxt); with --out they would be ignored silently.
+  if (values.out !== undefined) {
+    const entryOnly = (['repo', 'name', 'instance', 'max-batch-size'] as const).find(
+      (flag) => values[flag] !== undefined,
+    );
+    if (entryOnly !== undefined)
+      throw new UsageError(
+        `--${entryOnly} shapes a model repository entry (config.pbtxt); it does not go with --out`,
+      );
+  }
 
   if (layout === 'transformers-js') {
     if (values.out === undefined) throw new UsageError('--layout transformers-js needs --out DIR');
