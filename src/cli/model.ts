@@ -18,6 +18,7 @@ import { readModelSummary, tritonView } from '../model/metadata.js';
 import { writeModelRepository } from '../model/model-repository.js';
 import { understandSignature } from '../model/signature.js';
 import { writeTransformersJsLayout } from '../model/transformers-js-layout.js';
+import { oneLine } from './one-line.js';
 
 const DEFAULT_REPO_ID = 'gpt2';
 const DEFAULT_WEIGHTS_ROOT = 'weights';
@@ -123,7 +124,7 @@ function parse<T extends ParseArgsConfig>(
   try {
     r = parseArgs(config);
   } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0] ?? 'bad arguments');
+    throw new UsageError(oneLine((err as Error).message) || 'bad arguments');
   }
   const extra = (r.positionals as string[])[maxPositionals];
   if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
