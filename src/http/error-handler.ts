@@ -151,7 +151,8 @@ export function installErrorHandler(
     if (allowed.length > 0) {
       const error = new GatewayError(
         'METHOD_NOT_ALLOWED',
-        `${path} accepts ${allowed.join(', ')}, not ${request.method}`,
+        // "accepts GET or HEAD, not POST": a sentence, where the Allow header has the list.
+        `${path} accepts ${allowed.join(' or ')}, not ${request.method}`,
       );
       return reply.code(error.statusCode).header('allow', allowed.join(', ')).send(error.body());
     }
