@@ -24,6 +24,9 @@ const REJECTION_REASONS: Partial<Record<ErrorCode, RejectionReason>> = {
   SHUTTING_DOWN: 'shutting_down',
 };
 
+/** The gateway's own "not ready yet" answers (/readyz, /info, /complete before the model loads). */
+const NOT_READY_CODES: ReadonlySet<ErrorCode> = new Set(['NOT_READY', 'BACKEND_NOT_READY']);
+
 interface AjvError {
   keyword: string;
   instancePath: string;
@@ -136,8 +139,11 @@ export function installErrorHandler(
     const reason = REJECTION_REASONS[error.code];
     if (reason !== undefined) metrics.rejections.inc({ reason });
     // A full queue or a drain is the service working as designed under load: one warn line, not
-    // an error with a stack per refused request (the rejections metric counts them).
-    if (reason !== undefined && error.statusCode >= 500) request.log.warn(error.body(), 'refused');
+    // an error with a stack per refused request (the rejections metric counts them). So is our
+    // own not-ready answer: during an upstream outage every probe and request would log a stack.
+    const refusal =
+      reason !== undefined || (err instanceof GatewayError && NOT_READY_CODES.has(error.code));
+    if (refusal && error.statusCode >= 500) request.log.warn(error.body(), 'refused');
     else if (error.statusCode >= 500) request.log.error({ err }, error.message);
     else if (error.code === 'CLIENT_CLOSED_REQUEST') request.log.info('client went away');
     if (error.retryAfterSeconds !== undefined) {
