@@ -260,6 +260,14 @@ const INVALID: [string, unknown, string | undefined, number, string, string][] =
     "'stop' must be a string of 1 to 256 characters, or an array of at most 4 such strings",
   ],
   [
+    'a 1024-token prompt without max_new_tokens (no max_new_tokens to lower)',
+    { prompt: ' a'.repeat(1024) },
+    undefined,
+    400,
+    'CONTEXT_LENGTH_EXCEEDED',
+    "the prompt is 1024 tokens, which leaves no room for a new token in the model's context of 1024; shorten the prompt",
+  ],
+  [
     'broken JSON',
     '{"prompt":',
     'application/json',

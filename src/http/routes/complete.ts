@@ -98,6 +98,14 @@ export function completeRoute(ctx: GatewayContext, rateLimit: object | undefined
         const maxNewTokens =
           body.max_new_tokens ??
           Math.max(1, Math.min(config.defaultMaxNewTokens, context - promptIds.length));
+        if (body.max_new_tokens === undefined && promptIds.length >= context) {
+          // The client sent no max_new_tokens: telling it to lower one would be no help.
+          throw new GatewayError(
+            'CONTEXT_LENGTH_EXCEEDED',
+            `the prompt is ${promptIds.length} tokens, which leaves no room for a new token in ` +
+              `the model's context of ${context}; shorten the prompt`,
+          );
+        }
         if (promptIds.length + maxNewTokens > context) {
           throw new GatewayError(
             'CONTEXT_LENGTH_EXCEEDED',
