@@ -268,6 +268,14 @@ const INVALID: [string, unknown, string | undefined, number, string, string][] =
     "the prompt is 1024 tokens, which leaves no room for a new token in the model's context of 1024; shorten the prompt",
   ],
   [
+    'one 200 KB word: refused from a cheap bound, without the BPE run (1.5 s of event loop)',
+    { prompt: 'x'.repeat(200_000) },
+    undefined,
+    400,
+    'CONTEXT_LENGTH_EXCEEDED',
+    "the prompt is at least 1563 tokens, more than the model's context of 1024; shorten the prompt",
+  ],
+  [
     'broken JSON',
     '{"prompt":',
     'application/json',
