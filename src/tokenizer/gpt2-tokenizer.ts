@@ -27,22 +27,9 @@ function byteLevelTable(): Map<string, number> {
   return table;
 }
 
-/** Whitespace in every regex dialect's \s, so GPT-2's pre-tokenizer splits there too. */
-const ASCII_WHITESPACE = /[ \t\n\v\f\r]+/;
-
-/** UTF-8 byte length without allocating (a lone surrogate encodes as U+FFFD, 3 bytes). */
-function utf8Length(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit < 0x80) bytes += 1;
-    else if (unit < 0x800) bytes += 2;
-    else if (unit >= 0xd800 && unit <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
+/** Space, \t, \n, \v, \f, \r: whitespace in every regex dialect, so GPT-2's pre-tokenizer splits there. */
+function isAsciiWhitespace(unit: number): boolean {
+  return unit === 0x20 || (unit >= 0x09 && unit <= 0x0d);
 }
 
 export class Gpt2Tokenizer {
@@ -83,10 +70,20 @@ export class Gpt2Tokenizer {
    */
   minTokenCount(text: string): number {
     let count = 0;
-    for (const run of text.split(ASCII_WHITESPACE)) {
-      if (run !== '') count += Math.ceil(utf8Length(run) / this.maxTokenBytes);
+    let runBytes = 0;
+    for (let i = 0; i < text.length; i++) {
+      const unit = text.charCodeAt(i);
+      if (isAsciiWhitespace(unit)) {
+        count += Math.ceil(runBytes / this.maxTokenBytes);
+        runBytes = 0;
+      } else if (unit < 0x80) runBytes += 1;
+      else if (unit < 0x800) runBytes += 2;
+      else if (unit >= 0xd800 && unit <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        runBytes += 4;
+        i++;
+      } else runBytes += 3; // includes a lone surrogate, encoded as U+FFFD
     }
-    return count;
+    return count + Math.ceil(runBytes / this.maxTokenBytes);
   }
 
   encode(text: string): number[] {
