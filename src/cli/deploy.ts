@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { BUNDLED_CHART, COMMON_HELP, COMMON_OPTIONS, connect } from '../deploy/cli-options.js';
 import { waitForRelease } from '../deploy/wait-for-release.js';
 import { parseDuration } from './duration.js';
+import { oneLine } from './one-line.js';
 
 const DEFAULT_TIMEOUT = '15m';
 
@@ -25,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     parsed = parse(argv);
   } catch (err) {
-    process.stderr.write(`gpt2-gateway deploy: ${(err as Error).message}\n`);
+    process.stderr.write(`gpt2-gateway deploy: ${oneLine((err as Error).message)}\n`);
     return 2;
   }
   const v = parsed.values;

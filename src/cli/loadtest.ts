@@ -6,6 +6,7 @@ import { summarize } from '../loadtest/summary.js';
 import { textReport } from '../loadtest/text-report.js';
 import { vegetaTargets } from '../loadtest/vegeta-targets.js';
 import { parseDuration } from './duration.js';
+import { oneLine } from './one-line.js';
 
 /** The origin notebook's prompt (6 GPT-2 tokens). */
 const DEFAULT_PROMPT = 'I enjoy working in Seldon';
@@ -49,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     ({ values, positionals } = parse(argv));
   } catch (err) {
-    return usageError((err as Error).message);
+    return usageError(oneLine((err as Error).message));
   }
   if (values.help === true) {
     process.stdout.write(HELP);

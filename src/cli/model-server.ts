@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_INPUT_BYTES, ModelServer } from '../model-server/model-server.js';
+import { oneLine } from './one-line.js';
 
 const DEFAULT_PORT = 8000;
 const DEFAULT_HOST = '0.0.0.0';
@@ -44,7 +45,9 @@ export async function run(argv: string[]): Promise<number> {
   try {
     values = parse(argv).values;
   } catch (err) {
-    process.stderr.write(`gpt2-gateway model-server: ${(err as Error).message} (see --help)\n`);
+    process.stderr.write(
+      `gpt2-gateway model-server: ${oneLine((err as Error).message)} (see --help)\n`,
+    );
     return 2;
   }
   if (values.help === true) {

@@ -18,6 +18,7 @@ import { readModelSummary, tritonView } from '../model/metadata.js';
 import { writeModelRepository } from '../model/model-repository.js';
 import { understandSignature } from '../model/signature.js';
 import { writeTransformersJsLayout } from '../model/transformers-js-layout.js';
+import { oneLine } from './one-line.js';
 
 const DEFAULT_REPO_ID = 'gpt2';
 const DEFAULT_WEIGHTS_ROOT = 'weights';
@@ -126,7 +127,7 @@ function parse<T extends ParseArgsConfig>(
   try {
     r = parseArgs(config);
   } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0] ?? 'bad arguments');
+    throw new UsageError(oneLine((err as Error).message) || 'bad arguments');
   }
   const extra = (r.positionals as string[])[maxPositionals];
   if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
@@ -283,6 +284,16 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
     throw new UsageError('--full-logits needs --variant kv (the logits variant always has them)');
   }
   const opts = { config, weights, variant, seedSignature, fused, quantize, fullLogits };
+  // These only shape a repository entry (config.pbtxt); with --out they would be ignored silently.
+  if (values.out !== undefined) {
+    const entryOnly = (['repo', 'name', 'instance', 'max-batch-size'] as const).find(
+      (flag) => values[flag] !== undefined,
+    );
+    if (entryOnly !== undefined)
+      throw new UsageError(
+        `--${entryOnly} shapes a model repository entry (config.pbtxt); it does not go with --out`,
+      );
+  }
 
   if (layout === 'transformers-js') {
     if (values.out === undefined) throw new UsageError('--layout transformers-js needs --out DIR');

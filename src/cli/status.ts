@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { COMMON_HELP, COMMON_OPTIONS, connect } from '../deploy/cli-options.js';
 import { readReleaseState } from '../deploy/release-state.js';
+import { oneLine } from './one-line.js';
 
 const HELP = `Usage: gpt2-gateway status [options]
 
@@ -17,7 +18,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     v = parse(argv).values;
   } catch (err) {
-    process.stderr.write(`gpt2-gateway status: ${(err as Error).message}\n`);
+    process.stderr.write(`gpt2-gateway status: ${oneLine((err as Error).message)}\n`);
     return 2;
   }
   if (v.help === true) {

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { COMMON_HELP, COMMON_OPTIONS, connect } from '../deploy/cli-options.js';
+import { oneLine } from './one-line.js';
 
 const HELP = `Usage: gpt2-gateway undeploy [options]
 
@@ -16,7 +17,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     v = parse(argv).values;
   } catch (err) {
-    process.stderr.write(`gpt2-gateway undeploy: ${(err as Error).message}\n`);
+    process.stderr.write(`gpt2-gateway undeploy: ${oneLine((err as Error).message)}\n`);
     return 2;
   }
   if (v.help === true) {

@@ -9,6 +9,7 @@ import { BackendError } from '../backends/backend.js';
 import { GenerationCancelledError } from '../generation/scheduler.js';
 import type { GatewayMetrics, RejectionReason } from '../metrics/metrics.js';
 import { type ErrorCode, fromBackendError, GatewayError } from './errors.js';
+import { MAX_STOP_LENGTH, MAX_STOP_SEQUENCES } from './schemas.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -22,6 +23,9 @@ const REJECTION_REASONS: Partial<Record<ErrorCode, RejectionReason>> = {
   QUEUE_FULL: 'queue_full',
   SHUTTING_DOWN: 'shutting_down',
 };
+
+/** The gateway's own "not ready yet" answers (/readyz, /info, /complete before the model loads). */
+const NOT_READY_CODES: ReadonlySet<ErrorCode> = new Set(['NOT_READY', 'BACKEND_NOT_READY']);
 
 interface AjvError {
   keyword: string;
@@ -55,7 +59,8 @@ function validationMessage(errors: readonly AjvError[], allowed: readonly string
       if (field === '') return 'the body must be a JSON object';
       return `'${field}' ${first.message ?? 'has the wrong type'}`;
     case 'anyOf':
-      return `'${field}' must be a string or an array of at most 4 non-empty strings`;
+      // Name every limit: a client whose stop string is too long must learn the length cap.
+      return `'${field}' must be a string of 1 to ${MAX_STOP_LENGTH} characters, or an array of at most ${MAX_STOP_SEQUENCES} such strings`;
     case 'minLength':
       if (first.params.limit === 1) return `'${field}' must not be empty`;
       return `'${field}' ${first.message ?? 'is too short'}`;
@@ -88,7 +93,12 @@ function fromFastifyError(
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new GatewayError('PAYLOAD_TOO_LARGE', `the body must not exceed ${bodyLimit} bytes`);
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new GatewayError('INVALID_JSON', `the body is not valid JSON: ${err.message}`);
+      // fastify drops the parser's detail; its own message only repeats "not valid JSON". Say
+      // what to send instead, and name the one refusal of valid JSON (prototype-poisoning keys).
+      return new GatewayError(
+        'INVALID_JSON',
+        'the body is not valid JSON; send one JSON object (keys named __proto__ or constructor are refused)',
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new GatewayError('INVALID_JSON', 'the body is empty; send a JSON object');
   }
@@ -129,8 +139,11 @@ export function installErrorHandler(
     const reason = REJECTION_REASONS[error.code];
     if (reason !== undefined) metrics.rejections.inc({ reason });
     // A full queue or a drain is the service working as designed under load: one warn line, not
-    // an error with a stack per refused request (the rejections metric counts them).
-    if (reason !== undefined && error.statusCode >= 500) request.log.warn(error.body(), 'refused');
+    // an error with a stack per refused request (the rejections metric counts them). So is our
+    // own not-ready answer: during an upstream outage every probe and request would log a stack.
+    const refusal =
+      reason !== undefined || (err instanceof GatewayError && NOT_READY_CODES.has(error.code));
+    if (refusal && error.statusCode >= 500) request.log.warn(error.body(), 'refused');
     else if (error.statusCode >= 500) request.log.error({ err }, error.message);
     else if (error.code === 'CLIENT_CLOSED_REQUEST') request.log.info('client went away');
     if (error.retryAfterSeconds !== undefined) {
@@ -144,7 +157,8 @@ export function installErrorHandler(
     if (allowed.length > 0) {
       const error = new GatewayError(
         'METHOD_NOT_ALLOWED',
-        `${path} accepts ${allowed.join(', ')}, not ${request.method}`,
+        // "accepts GET or HEAD, not POST": a sentence, where the Allow header has the list.
+        `${path} accepts ${allowed.join(' or ')}, not ${request.method}`,
       );
       return reply.code(error.statusCode).header('allow', allowed.join(', ')).send(error.body());
     }

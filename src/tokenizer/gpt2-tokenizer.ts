@@ -27,12 +27,19 @@ function byteLevelTable(): Map<string, number> {
   return table;
 }
 
+/** Space, \t, \n, \v, \f, \r: whitespace in every regex dialect, so GPT-2's pre-tokenizer splits there. */
+function isAsciiWhitespace(unit: number): boolean {
+  return unit === 0x20 || (unit >= 0x09 && unit <= 0x0d);
+}
+
 export class Gpt2Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenId = EOS_TOKEN_ID;
   readonly #tokenizer: Tokenizer;
   /** Bytes of every token id, precomputed: decoding is on the per-token hot path. */
   readonly #bytes: Uint8Array[];
+  /** The longest token's byte length (128 for GPT-2). */
+  readonly maxTokenBytes: number;
 
   constructor(encoder: Record<string, number>, merges: string[]) {
     this.#tokenizer = new Tokenizer(gpt2TokenizerJson(encoder, merges), {
@@ -50,6 +57,33 @@ export class Gpt2Tokenizer {
           ? new TextEncoder().encode(EOS_TOKEN)
           : Uint8Array.from([...token].map((ch) => table.get(ch) ?? 0));
     }
+    this.maxTokenBytes = this.#bytes.reduce((max, bytes) => Math.max(max, bytes.length), 1);
+  }
+
+  /**
+   * A lower bound on encode(text).length that costs a scan, not a BPE run: BPE on one long word
+   * takes ~8 µs a character (1.8 s for a 250 KB body), so /complete refuses a prompt this bound
+   * already puts past the context before tokenizing it. Sound because no GPT-2 token holds a
+   * non-space character on both sides of ASCII whitespace (the pre-tokenizer's pieces carry at
+   * most one leading space), so every run of non-whitespace needs tokens of its own, and no token
+   * holds more than maxTokenBytes bytes.
+   */
+  minTokenCount(text: string): number {
+    let count = 0;
+    let runBytes = 0;
+    for (let i = 0; i < text.length; i++) {
+      const unit = text.charCodeAt(i);
+      if (isAsciiWhitespace(unit)) {
+        count += Math.ceil(runBytes / this.maxTokenBytes);
+        runBytes = 0;
+      } else if (unit < 0x80) runBytes += 1;
+      else if (unit < 0x800) runBytes += 2;
+      else if (unit >= 0xd800 && unit <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        runBytes += 4;
+        i++;
+      } else runBytes += 3; // includes a lone surrogate, encoded as U+FFFD
+    }
+    return count + Math.ceil(runBytes / this.maxTokenBytes);
   }
 
   encode(text: string): number[] {

@@ -292,6 +292,27 @@ describe('gpt2-gateway model', () => {
     assert.ok(first.some((x, v) => Math.abs(x - lastData[v]!) > 1e-3));
   });
 
+  test('config.pbtxt flags with --out are refused, not silently ignored (--max-batch-size abc built and exited 0)', async () => {
+    const out = join(dir, 'never-written.onnx');
+    const cases: [string[], string][] = [
+      [['--max-batch-size', 'abc'], '--max-batch-size'],
+      [['--max-batch-size', '4'], '--max-batch-size'],
+      [['--instance', 'cpu'], '--instance'],
+      [['--repo', dir], '--repo'],
+      [['--name', 'x'], '--name'],
+    ];
+    for (const [extra, flag] of cases) {
+      const r = await cli(['build', '--random', '--config', 'tiny', '--out', out, ...extra]);
+      assert.equal(r.code, 2, extra.join(' '));
+      assert.equal(
+        r.stderr,
+        `gpt2-gateway model: ${flag} shapes a model repository entry (config.pbtxt); it does not go with --out (see 'gpt2-gateway model build --help')\n`,
+      );
+      assert.equal(r.stdout, '');
+    }
+    await assert.rejects(readFile(out), { code: 'ENOENT' });
+  });
+
   test('--layout transformers-js writes a directory whose tokenizer.json is GPT-2’s', async () => {
     const out = join(dir, 'tjs');
     const r = await cli([

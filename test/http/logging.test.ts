@@ -91,3 +91,44 @@ test('a queue-full refusal logs one warn line without a stack; a backend failure
   assert.equal(failures.length, 1);
   assert.match(JSON.stringify(failures[0]!.err), /model exploded/);
 });
+
+test('not-ready answers (/readyz, /info, /complete) log one warn line each, never an error with a stack', async () => {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  const config = testConfig();
+  const backend = new ToyBackend({ ready: false });
+  const { app } = await toyApp({}, { backend, loggerInstance: pino(loggerOptions(config), sink) });
+  const answers = [
+    await app.inject({ method: 'GET', url: '/readyz' }),
+    await app.inject({ method: 'GET', url: '/info' }),
+    await app.inject({ method: 'POST', url: '/complete', payload: { prompt: 'a' } }),
+  ];
+  await app.close();
+  assert.deepEqual(
+    answers.map((r) => [r.statusCode, r.json<{ error: { code: string } }>().error.code]),
+    [
+      [503, 'NOT_READY'],
+      [503, 'BACKEND_NOT_READY'],
+      [503, 'BACKEND_NOT_READY'],
+    ],
+  );
+  const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.deepEqual(
+    records.filter((r) => (r.level as number) >= 50),
+    [],
+  );
+  const refused = records.filter((r) => r.msg === 'refused');
+  assert.deepEqual(
+    refused.map((r) => [r.level, (r.error as { code: string }).code, r.err]),
+    [
+      [40, 'NOT_READY', undefined],
+      [40, 'BACKEND_NOT_READY', undefined],
+      [40, 'BACKEND_NOT_READY', undefined],
+    ],
+  );
+});

@@ -104,3 +104,14 @@ test('a known path with the wrong method gets 405 METHOD_NOT_ALLOWED and Allow',
   });
   await app.close();
 });
+
+test('405 for a route with two methods reads as a sentence: "accepts GET or HEAD, not POST"', async () => {
+  const { app } = await toyApp();
+  const res = await app.inject({ method: 'POST', url: '/info', payload: {} });
+  assert.equal(res.statusCode, 405);
+  assert.equal(res.headers.allow, 'GET, HEAD');
+  assert.deepEqual(res.json(), {
+    error: { code: 'METHOD_NOT_ALLOWED', message: '/info accepts GET or HEAD, not POST' },
+  });
+  await app.close();
+});

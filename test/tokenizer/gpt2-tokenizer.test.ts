@@ -55,3 +55,48 @@ test('an incomplete character at the end comes out as U+FFFD on flush', () => {
 test('ids outside the vocabulary are refused', () => {
   assert.throws(() => tokenizer.tokenBytes(50257), RangeError);
 });
+
+test('minTokenCount never exceeds the real token count (it refuses prompts before BPE)', () => {
+  assert.equal(tokenizer.maxTokenBytes, 128);
+  // Deterministic pseudo-random texts over the characters that stress the bound: runs of one
+  // letter (long tokens), digits, punctuation, every ASCII whitespace, NBSP, emoji, CJK, lone
+  // surrogates and the literal <|endoftext|>.
+  const pieces = [
+    'x'.repeat(300),
+    '-'.repeat(200),
+    'ÃĥÃĤ'.repeat(40),
+    ' ',
+    '  ',
+    '\t',
+    '\n',
+    '\r\n',
+    '\v',
+    '\f',
+    '\u00a0',
+    '😀',
+    '中文',
+    '\ud800',
+    '<|endoftext|>',
+    "'s",
+    '123',
+    'hello',
+    ' world',
+    '!?',
+  ];
+  let seed = 7;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed;
+  };
+  for (let i = 0; i < 300; i++) {
+    let text = '';
+    const n = next() % 12;
+    for (let k = 0; k < n; k++) text += pieces[next() % pieces.length];
+    const real = tokenizer.encode(text).length;
+    assert.ok(tokenizer.minTokenCount(text) <= real, JSON.stringify(text));
+  }
+  assert.equal(tokenizer.minTokenCount(''), 0);
+  assert.equal(tokenizer.minTokenCount('hello world  again\n'), 3);
+  assert.equal(tokenizer.minTokenCount('x'.repeat(250_000)), Math.ceil(250_000 / 128));
+  assert.equal(tokenizer.minTokenCount('😀'.repeat(64)), 2);
+});

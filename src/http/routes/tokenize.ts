@@ -1,6 +1,7 @@
 /** POST /tokenize: the ids and per-token text GPT-2's BPE gives a string (like TGI's /tokenize). */
 import type { FastifyInstance } from 'fastify';
 import type { GatewayContext } from '../context.js';
+import { refuseUnreadableJsonBody } from '../json-body.js';
 import {
   errorResponses,
   type TokenizeBody,
@@ -23,6 +24,7 @@ export function tokenizeRoute(ctx: GatewayContext, rateLimit: object | undefined
       '/tokenize',
       {
         config: rateLimit === undefined ? {} : { rateLimit },
+        preParsing: refuseUnreadableJsonBody,
         schema: {
           body: tokenizeBodySchema,
           response: { 200: tokenizeResponseSchema, ...errorResponses(TOKENIZE_ERROR_CODES) },
