@@ -76,6 +76,11 @@ export async function runServer(env: Record<string, string | undefined>): Promis
     // A signal during start-up closes the backend under init(); that is a stop, not a failure.
     if (stopping !== undefined) return exited;
     logger.fatal({ err }, 'the backend cannot serve');
+    // Also on stderr: with LOG_LEVEL=silent (or logs shipped elsewhere) the operator at the
+    // terminal would otherwise see the process exit 1 without a word.
+    process.stderr.write(
+      `gpt2-gateway: the backend cannot serve: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     await app.close();
     await backend.close();
     return 1;

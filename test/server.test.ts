@@ -58,6 +58,18 @@ test('a bad configuration exits 2 and lists every problem', async () => {
   );
 });
 
+test('a model that cannot be served exits 1 and says why on stderr, even with LOG_LEVEL=silent', async () => {
+  const { output, exit } = serve({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    MODEL_REPOSITORY: repository,
+    MODEL_NAME: 'no-such-model',
+  });
+  assert.equal(await exit, 1);
+  assert.match(output(), /^gpt2-gateway: the backend cannot serve: .*no-such-model/m);
+});
+
 test('SIGTERM drains an in-flight generation, then the process exits 0', async () => {
   const server = serve({
     HOST: '127.0.0.1',
