@@ -17,7 +17,7 @@ test('defaults match the documented ones', () => {
     maxNewTokensLimit: 512,
     defaultMaxNewTokens: 16,
     rateLimit: { max: 120, windowMs: 60_000 },
-    bodyLimitBytes: 262_144,
+    bodyLimitBytes: 65_536,
     shutdownTimeoutMs: 30_000,
     triton: {
       url: undefined,

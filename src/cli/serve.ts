@@ -8,7 +8,7 @@ Configured by environment variables (see README "Configuration"):
   HOST (0.0.0.0)  PORT (8080)  LOG_LEVEL (info)  TRUST_PROXY (false)
   BACKEND (embedded | triton)  MODEL_REPOSITORY (./models)  MODEL_NAME (unset: random-weight gpt2)
   MAX_BATCH_SIZE (8)  MAX_QUEUE (64)  MAX_NEW_TOKENS_LIMIT (512)  DEFAULT_MAX_NEW_TOKENS (16)
-  RATE_LIMIT_MAX (120, 0 = off)  RATE_LIMIT_WINDOW_MS (60000)  BODY_LIMIT_BYTES (262144)
+  RATE_LIMIT_MAX (120, 0 = off)  RATE_LIMIT_WINDOW_MS (60000)  BODY_LIMIT_BYTES (65536)
   SHUTDOWN_TIMEOUT_MS (30000)
 Triton backend (BACKEND=triton; README "Triton backend"):
   TRITON_URL  TRITON_WIRE (binary | json)  TRITON_TIMEOUT_MS (10000)  TRITON_CONNECTIONS (16)

@@ -187,7 +187,7 @@ test('the gateway is configured to find and follow its own SeldonDeployment', as
     DEFAULT_MAX_NEW_TOKENS: '16',
     RATE_LIMIT_MAX: '120',
     RATE_LIMIT_WINDOW_MS: '60000',
-    BODY_LIMIT_BYTES: '262144',
+    BODY_LIMIT_BYTES: '65536',
     SHUTDOWN_TIMEOUT_MS: '30000',
     // No TRITON_URL: the gateway finds Triton through the SeldonDeployment (binary wire:
     // <sdep>-<predictor>-<graph>:9000, reference §7.4) and follows its status for readiness.

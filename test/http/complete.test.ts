@@ -12,7 +12,13 @@ let app: FastifyInstance;
 let backend: ToyBackend;
 
 before(async () => {
-  ({ app, backend } = await toyApp({ MAX_NEW_TOKENS_LIMIT: '64', DEFAULT_MAX_NEW_TOKENS: '5' }));
+  // A raised body limit, as an operator might set it: the cheap token bound must still refuse a
+  // 200 KB word before the BPE run.
+  ({ app, backend } = await toyApp({
+    MAX_NEW_TOKENS_LIMIT: '64',
+    DEFAULT_MAX_NEW_TOKENS: '5',
+    BODY_LIMIT_BYTES: String(256 * 1024),
+  }));
 });
 after(() => app.close());
 

@@ -157,3 +157,17 @@ test('a streaming client that disconnects stops its generation too', async () =>
   assert.deepEqual(backend.released, [1]);
   await app.close();
 });
+
+test('the default body limit refuses a 70 KB body: a huge single word cannot stall the tokenizer', async () => {
+  const { app } = await toyApp();
+  const res = await app.inject({
+    method: 'POST',
+    url: '/complete',
+    payload: { prompt: 'x'.repeat(70 * 1024) },
+  });
+  assert.equal(res.statusCode, 413);
+  assert.deepEqual(res.json(), {
+    error: { code: 'PAYLOAD_TOO_LARGE', message: 'the body must not exceed 65536 bytes' },
+  });
+  await app.close();
+});

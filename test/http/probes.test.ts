@@ -48,7 +48,7 @@ test('GET /info reports model, backend, limits and version, and the random-weigh
       max_stop_sequences: 4,
       max_batch_size: 4,
       max_queue: 64,
-      body_limit_bytes: 262144,
+      body_limit_bytes: 65536,
       rate_limit_max: 10,
       rate_limit_window_ms: 60000,
     },
