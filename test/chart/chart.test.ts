@@ -145,10 +145,24 @@ test('the gateway pod is non-root on a read-only root filesystem with probes on 
   assert.equal(at(annotations, 'prometheus.io/port'), '8080');
   assert.equal(at(annotations, 'prometheus.io/path'), '/metrics');
   assert.equal(at(one(objects, 'Service'), 'spec', 'ports', 0, 'targetPort'), 'http');
-  // SHUTDOWN_TIMEOUT_MS must fit inside the grace period or in-flight completions are cut off.
+  // A terminating pod keeps serving until endpoints forget it, then drains on SIGTERM: the
+  // preStop wait plus SHUTDOWN_TIMEOUT_MS must fit inside the grace period or completions are cut.
+  assert.deepEqual(at(container, 'lifecycle'), {
+    preStop: { exec: { command: ['sleep', '5'] } },
+  });
   assert.ok(
-    Number(gatewayEnv(objects).SHUTDOWN_TIMEOUT_MS) <
+    5_000 + Number(gatewayEnv(objects).SHUTDOWN_TIMEOUT_MS) <
       Number(at(pod, 'terminationGracePeriodSeconds')) * 1000,
+  );
+  const noHook = await render({ set: ['preStopSleepSeconds=0'] });
+  assert.equal(
+    (
+      at(one(noHook, 'Deployment'), 'spec', 'template', 'spec', 'containers', 0) as Record<
+        string,
+        unknown
+      >
+    ).lifecycle,
+    undefined,
   );
 });
 
