@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { BUNDLED_CHART, COMMON_HELP, COMMON_OPTIONS, connect } from '../deploy/cli-options.js';
 import { waitForRelease } from '../deploy/wait-for-release.js';
+import { runCommand } from './command.js';
 import { parseDuration } from './duration.js';
-import { oneLine } from './one-line.js';
 
 const DEFAULT_TIMEOUT = '15m';
 
@@ -22,50 +22,39 @@ ${COMMON_HELP}
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    process.stderr.write(`gpt2-gateway deploy: ${oneLine((err as Error).message)}\n`);
-    return 2;
-  }
-  const v = parsed.values;
-  if (v.help === true) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  try {
-    const timeoutMs = parseDuration(v.timeout, '--timeout');
-    const cluster = connect(v);
-    const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-    const release = await cluster.helm.upgradeInstall(cluster.release, v.chart ?? BUNDLED_CHART, {
-      namespace: cluster.namespace,
-      valuesFiles: v.values ?? [],
-      set: v.set ?? [],
-      createNamespace: v['create-namespace'] === true,
-    });
-    log(
-      `release ${release.name} revision ${release.revision} in ${cluster.namespace}: ${release.status}`,
-    );
-    if (v['no-wait'] !== true) {
-      await waitForRelease(cluster.kubeConfig, {
+  return runCommand(
+    'deploy',
+    HELP,
+    (args) => parse(args).values,
+    argv,
+    async (v) => {
+      const timeoutMs = parseDuration(v.timeout, '--timeout');
+      const cluster = connect(v);
+      const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+      const release = await cluster.helm.upgradeInstall(cluster.release, v.chart ?? BUNDLED_CHART, {
         namespace: cluster.namespace,
-        release: cluster.release,
-        timeoutMs,
-        onProgress: log,
+        valuesFiles: v.values ?? [],
+        set: v.set ?? [],
+        createNamespace: v['create-namespace'] === true,
       });
-      log(`release ${release.name} is ready`);
-    }
-    process.stdout.write(
-      `${JSON.stringify({ release: release.name, namespace: cluster.namespace, revision: release.revision, ready: v['no-wait'] !== true })}\n`,
-    );
-    return 0;
-  } catch (err) {
-    process.stderr.write(
-      `gpt2-gateway deploy: ${err instanceof Error ? err.message : String(err)}\n`,
-    );
-    return 1;
-  }
+      log(
+        `release ${release.name} revision ${release.revision} in ${cluster.namespace}: ${release.status}`,
+      );
+      if (v['no-wait'] !== true) {
+        await waitForRelease(cluster.kubeConfig, {
+          namespace: cluster.namespace,
+          release: cluster.release,
+          timeoutMs,
+          onProgress: log,
+        });
+        log(`release ${release.name} is ready`);
+      }
+      process.stdout.write(
+        `${JSON.stringify({ release: release.name, namespace: cluster.namespace, revision: release.revision, ready: v['no-wait'] !== true })}\n`,
+      );
+      return 0;
+    },
+  );
 }
 
 function parse(argv: string[]) {

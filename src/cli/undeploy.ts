@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { COMMON_HELP, COMMON_OPTIONS, connect } from '../deploy/cli-options.js';
-import { oneLine } from './one-line.js';
+import { runCommand } from './command.js';
 
 const HELP = `Usage: gpt2-gateway undeploy [options]
 
@@ -13,36 +13,26 @@ ${COMMON_HELP}
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  let v: ReturnType<typeof parse>['values'];
-  try {
-    v = parse(argv).values;
-  } catch (err) {
-    process.stderr.write(`gpt2-gateway undeploy: ${oneLine((err as Error).message)}\n`);
-    return 2;
-  }
-  if (v.help === true) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  try {
-    const cluster = connect(v);
-    if ((await cluster.helm.status(cluster.release, cluster.namespace)) === null) {
+  return runCommand(
+    'undeploy',
+    HELP,
+    (args) => parse(args).values,
+    argv,
+    async (v) => {
+      const cluster = connect(v);
+      if ((await cluster.helm.status(cluster.release, cluster.namespace)) === null) {
+        process.stderr.write(
+          `gpt2-gateway undeploy: release ${cluster.release} not found in namespace ${cluster.namespace}\n`,
+        );
+        return 1;
+      }
+      await cluster.helm.uninstall(cluster.release, cluster.namespace);
       process.stderr.write(
-        `gpt2-gateway undeploy: release ${cluster.release} not found in namespace ${cluster.namespace}\n`,
+        `release ${cluster.release} uninstalled from ${cluster.namespace}; kept PersistentVolumes: kubectl get pv -l app.kubernetes.io/instance=${cluster.release}\n`,
       );
-      return 1;
-    }
-    await cluster.helm.uninstall(cluster.release, cluster.namespace);
-    process.stderr.write(
-      `release ${cluster.release} uninstalled from ${cluster.namespace}; kept PersistentVolumes: kubectl get pv -l app.kubernetes.io/instance=${cluster.release}\n`,
-    );
-    return 0;
-  } catch (err) {
-    process.stderr.write(
-      `gpt2-gateway undeploy: ${err instanceof Error ? err.message : String(err)}\n`,
-    );
-    return 1;
-  }
+      return 0;
+    },
+  );
 }
 
 function parse(argv: string[]) {
