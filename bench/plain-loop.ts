@@ -62,8 +62,11 @@ export async function plainGreedyLoop(
       ...past,
     });
     const logits = out.logits!.data as Float32Array;
+    // The kv graph returns the last position only ([batch, 1, vocab]) unless built with
+    // --full-logits ([batch, width, vocab]): read the row's last position from the answer.
+    const rows = out.logits!.dims[1]!;
     input = tokens.map((seq, b) => {
-      const next = argmax(logits, (b * width + width - 1) * vocab, vocab);
+      const next = argmax(logits, (b * rows + rows - 1) * vocab, vocab);
       seq.push(next);
       return next;
     });
