@@ -13,7 +13,7 @@ import type { ModelVariant } from '../../../src/backends/backend.js';
 import { EmbeddedBackend } from '../../../src/backends/embedded/embedded-backend.js';
 import { buildOnnxModel } from '../../../src/model/build.js';
 import { NAMED_CONFIGS } from '../../../src/model/configs.js';
-import { testConfig } from '../../support/app.js';
+import { completeConcurrently, testConfig } from '../../support/app.js';
 
 /** Wide weights make logits far from uniform, so no argmax is a near-tie. */
 const WEIGHTS = { kind: 'random', seed: 7, std: 0.2 } as const;
@@ -70,18 +70,7 @@ async function completions(
   });
   try {
     // Concurrent requests: they are stepped together in one batch.
-    const answers = await Promise.all(
-      PROMPTS.map((prompt) =>
-        app.inject({
-          method: 'POST',
-          url: '/complete',
-          payload: { prompt, max_new_tokens: NEW_TOKENS },
-        }),
-      ),
-    );
-    return answers.map((res) => {
-      assert.equal(res.statusCode, 200, res.body);
-      const body = res.json<{ tokens: { id: number; logprob: number }[]; finish_reason: string }>();
+    return (await completeConcurrently(app, PROMPTS, NEW_TOKENS)).map((body) => {
       for (const t of body.tokens) assert.ok(t.logprob <= 0 && Number.isFinite(t.logprob));
       return body.tokens.map((t) => t.id);
     });

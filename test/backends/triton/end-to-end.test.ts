@@ -14,7 +14,7 @@ import { TritonBackend } from '../../../src/backends/triton/triton-backend.js';
 import { ModelServer } from '../../../src/model-server/model-server.js';
 import { loadGpt2Tokenizer } from '../../../src/tokenizer/gpt2-tokenizer.js';
 import { MODELS, tinyRepository } from '../../model-server/tiny-repository.js';
-import { testConfig } from '../../support/app.js';
+import { completeConcurrently, testConfig } from '../../support/app.js';
 
 const PROMPTS = ['I love Artificial Intelligence', 'Hello world'];
 const NEW_TOKENS = 4;
@@ -62,17 +62,9 @@ before(async () => {
   });
   const app = await buildApp(testConfig(), { backend: embedded, tokenizer });
   await embedded.init();
-  const answers = await Promise.all(
-    PROMPTS.map((prompt) =>
-      app.inject({
-        method: 'POST',
-        url: '/complete',
-        payload: { prompt, max_new_tokens: NEW_TOKENS },
-      }),
-    ),
-  );
-  for (const [i, res] of answers.entries()) {
-    const ids = res.json<{ tokens: { id: number }[] }>().tokens.map((t) => t.id);
+  const answers = await completeConcurrently(app, PROMPTS, NEW_TOKENS);
+  for (const [i, body] of answers.entries()) {
+    const ids = body.tokens.map((t) => t.id);
     assert.deepEqual(ids, expected.get(PROMPTS[i] ?? ''), `embedded backend: ${PROMPTS[i]}`);
   }
   await app.close();
@@ -100,18 +92,8 @@ describe('gateway → model-server over real HTTP', () => {
         try {
           await backend.init();
           assert.equal(backend.description.variant, model.variant);
-          const answers = await Promise.all(
-            PROMPTS.map((prompt) =>
-              app.inject({
-                method: 'POST',
-                url: '/complete',
-                payload: { prompt, max_new_tokens: NEW_TOKENS },
-              }),
-            ),
-          );
-          for (const [i, res] of answers.entries()) {
-            assert.equal(res.statusCode, 200, res.body);
-            const body = res.json<{ tokens: { id: number }[]; finish_reason: string }>();
+          const answers = await completeConcurrently(app, PROMPTS, NEW_TOKENS);
+          for (const [i, body] of answers.entries()) {
             assert.deepEqual(
               body.tokens.map((t) => t.id),
               expected.get(PROMPTS[i] ?? ''),
