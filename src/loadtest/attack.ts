@@ -94,8 +94,15 @@ export async function attack(options: AttackOptions): Promise<AttackResult> {
       const pending: Promise<void>[] = [];
       for (let i = 0; i < total && options.signal?.aborted !== true; i++) {
         const due = (i * 1000) / options.rate;
-        const wait = due - (performance.now() - t0);
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        // Timers have millisecond granularity and may fire a fraction early: never send before
+        // the request is due, or the open-loop schedule (request i at i / rate) is not kept.
+        for (
+          let wait = due - (performance.now() - t0);
+          wait > 0;
+          wait = due - (performance.now() - t0)
+        ) {
+          await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+        }
         if (inFlight >= options.maxInFlight) {
           const startMs = performance.now() - t0;
           results.push({
