@@ -59,7 +59,9 @@ test('open loop: rate × duration requests, every answer counted into the report
     // Sent on schedule, never early: request i no sooner than i × 10 ms after the start (the
     // regression: a timer firing a fraction of a millisecond early sent the last one at 88.9 ms).
     const starts = result.results.map((r) => r.startMs).sort((a, b) => a - b);
-    starts.forEach((start, i) => assert.ok(start >= i * 10, `request ${i} sent at ${start} ms`));
+    for (const [i, start] of starts.entries()) {
+      assert.ok(start >= i * 10, `request ${i} sent at ${start} ms`);
+    }
   } finally {
     await gateway.close();
   }
