@@ -13,7 +13,10 @@ import {
   WireFormatError,
 } from '../../src/kserve/tensor-codec.js';
 
-/** A response body exactly as Triton frames it (reference §2.2), built by hand, not by our encoder. */
+/**
+ * A response body exactly as Triton frames it (docs/triton-notes.md, 'Binary tensor extension'),
+ * built by hand, not by our encoder.
+ */
 function tritonBinaryResponse(
   outputs: { name: string; datatype: string; shape: number[]; bytes: Buffer }[],
 ) {
