@@ -1,9 +1,10 @@
 /**
  * `npm run bench:kv`: per-token latency of the kv variant, standard graph vs --fused, on the full
  * gpt2 architecture (random weights), with a bare onnxruntime-node greedy loop — the embedded
- * backend's hot path (DESIGN.md: ~15 ms/token for the plain graph on 2 cores). Rounds alternate
- * between the two files so background load hits both alike; ratios are first ÷ second, of
- * medians. Given two files (e.g. a standard and an --quantize int8 build), races those instead.
+ * backend's hot path (the README records ≈13–16 ms/token for the plain graph on 2 cores).
+ * Rounds alternate between the two files so background load hits both alike; ratios are
+ * first ÷ second, of medians. Given two files (e.g. a standard and an --quantize int8 build),
+ * races those instead.
  *
  *   node dist/bench/kv-race.js [--threads 2] [--prompt 8] [--tokens 32] [--rounds 3] [A.onnx B.onnx]
  */

@@ -1,7 +1,7 @@
 /**
  * `npm run bench:wire [-- --config tiny|gpt2 --tokens N --runs N]`: bytes on the wire and the
  * gateway's overhead per generated token, for every variant and wire mode, gateway → model-server
- * over loopback, beside the notebook's way measured in the same run (issue 4).
+ * over loopback, beside the notebook's way measured in the same run.
  *
  * - The model server runs in a child process (`gpt2-gateway model-server`), so it does not share
  *   the gateway's event loop.

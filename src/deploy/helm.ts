@@ -1,6 +1,7 @@
 /**
  * A typed wrapper over the real `helm` binary. Arguments go to execFile as an array — never a
- * shell string — so release names and values cannot inject commands (why not helm-ts: DESIGN.md).
+ * shell string — so release names and values cannot inject commands (helm-ts builds shell
+ * strings; the README says why it is not used).
  */
 import { execFile } from 'node:child_process';
 

@@ -67,7 +67,7 @@ export async function readReleaseState(
   return { objects, seldonMissing: seldon.missing };
 }
 
-/** status.state is Available | Creating | Failed (reference §7.5). */
+/** Seldon's status.state is Available | Creating | Failed (seldon-core v1 operator). */
 function seldonState(item: Record<string, unknown>): ObjectState {
   const name = String(asRecord(item.metadata).name ?? '?');
   const status = asRecord(item.status);

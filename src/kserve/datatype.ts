@@ -1,6 +1,7 @@
 /**
- * KServe v2 tensor datatypes and their fixed element sizes (reference §1.8; kserve
- * required_api.md "Tensor Data Types"). BYTES is variable-length and FP16/BF16 have no JSON form.
+ * KServe v2 tensor datatypes and their fixed element sizes (KServe v2 spec, "Tensor Data Types").
+ * BYTES is variable-length and FP16/BF16 have no JSON form in Triton (docs/triton-notes.md,
+ * 'Tensor data and datatypes').
  */
 
 export type FixedDatatype =

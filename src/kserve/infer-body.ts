@@ -1,8 +1,8 @@
 /**
- * Infer bodies in the binary tensor extension (reference §2): a JSON header, then the binary
- * tensors in JSON order with no separators; `Inference-Header-Content-Length` gives the JSON
- * length. Used by the Triton client (requests out, responses in) and the model server (the
- * reverse), so both ends frame bodies the same way.
+ * Infer bodies in the binary tensor extension (docs/triton-notes.md, 'Binary tensor extension'):
+ * a JSON header, then the binary tensors in JSON order with no separators;
+ * `Inference-Header-Content-Length` gives the JSON length. Used by the Triton client (requests
+ * out, responses in) and the model server (the reverse), so both ends frame bodies the same way.
  */
 import { elementBytes } from './datatype.js';
 import {
@@ -59,7 +59,7 @@ function tensorEntries(tensors: readonly OutgoingTensor[]): {
     if (binary) {
       const bytes = tensorBytes(tensor.data);
       entry.parameters = { binary_data_size: bytes.byteLength };
-      // §2.2: zero-sized binary tensors add no bytes.
+      // As in Triton's responses, zero-sized binary tensors add no bytes.
       if (bytes.byteLength > 0) binaries.push(bytes);
     } else entry.data = jsonData(tensor);
     entries.push(entry);
@@ -67,7 +67,7 @@ function tensorEntries(tensors: readonly OutgoingTensor[]): {
   return { entries, binaries };
 }
 
-/** Split a received body by its Inference-Header-Content-Length, checking the range (§2.1). */
+/** Split a received body by its Inference-Header-Content-Length, checking it fits the body. */
 export function splitBody(
   body: Buffer,
   headerLength: string | undefined,
@@ -141,7 +141,7 @@ export interface InferRequestSpec {
   readonly id?: string;
   readonly parameters?: Parameters;
   readonly inputs: readonly OutgoingTensor[];
-  /** Requested outputs; `binary` sets `binary_data` on each (§2.3: always per output). */
+  /** Requested outputs; `binary` sets `binary_data` on each (Triton reads it per listed output). */
   readonly outputs: readonly { readonly name: string; readonly binary: boolean }[];
 }
 

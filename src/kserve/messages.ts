@@ -1,6 +1,6 @@
 /**
- * KServe v2 JSON messages as Triton emits and accepts them (reference §1.4–§1.9), with parsers
- * that narrow `unknown` and say exactly what is wrong.
+ * KServe v2 JSON messages as Triton emits and accepts them (KServe v2 spec; Triton's details in
+ * docs/triton-notes.md), with parsers that narrow `unknown` and say exactly what is wrong.
  */
 import { WireFormatError } from './tensor-codec.js';
 
@@ -36,7 +36,7 @@ export interface InferResponseJson {
   outputs: TensorJson[];
 }
 
-/** GET /v2/models/{m} (§1.4); same shape as src/model/metadata.ts ModelMetadata. */
+/** GET /v2/models/{m}; same shape as src/model/metadata.ts ModelMetadata. */
 export interface TensorMetadataJson {
   name: string;
   datatype: string;
@@ -50,7 +50,7 @@ export interface ModelMetadataJson {
   outputs: TensorMetadataJson[];
 }
 
-/** GET /v2 (§1.2). */
+/** GET /v2: server metadata. */
 export interface ServerMetadataJson {
   name: string;
   version: string;
@@ -170,7 +170,7 @@ export function parseServerMetadata(v: unknown): ServerMetadataJson {
   return { name: str(v, 'name', what), version: str(v, 'version', what), extensions: ext };
 }
 
-/** The message of Triton's `{"error": "..."}` body (§1.9), or undefined when it is not one. */
+/** The message of Triton's `{"error": "..."}` body, or undefined when it is not one. */
 export function errorMessageOf(body: string): string | undefined {
   try {
     const v: unknown = JSON.parse(body);

@@ -1,7 +1,8 @@
 /**
  * Triton's model configuration: the config.pbtxt text format (read by the model server) and the
- * JSON form of GET /v2/models/{m}/config (reference §1.5, §4.2, §5). Only the fields a GPT-2
- * deployment uses are understood; the rest of a pbtxt is parsed and ignored.
+ * JSON form of GET /v2/models/{m}/config (Triton's model_config.proto; docs/triton-notes.md,
+ * 'config.pbtxt and auto-complete'). Only the fields a GPT-2 deployment uses are understood; the
+ * rest of a pbtxt is parsed and ignored.
  */
 import { isRecord } from './messages.js';
 
@@ -17,7 +18,7 @@ export interface ConfigState {
   readonly output_name: string;
   readonly data_type: string;
   readonly dims: readonly number[];
-  /** ≥ 22.01: the state a sequence starts from (§4.2); only zero_data is supported here. */
+  /** ≥ 22.01: the state a sequence starts from; only zero_data is supported here. */
   readonly initial_state?: {
     readonly name: string;
     readonly data_type: string;
@@ -36,7 +37,7 @@ export interface TritonModelConfig {
   /** Present when the model has a dynamic_batching block; max_queue_size 0 = unbounded. */
   readonly dynamic_batching?: { readonly max_queue_size: number };
   readonly sequence_batching?: {
-    /** 0 in the file means Triton's default of 1 s (§4.1). */
+    /** 0 in the file means Triton's default of 1 s. */
     readonly max_sequence_idle_microseconds: number;
     readonly state: readonly ConfigState[];
   };
@@ -47,7 +48,7 @@ export class ModelConfigError extends Error {
   override readonly name = 'ModelConfigError';
 }
 
-/** Triton's default idle time before a sequence is reaped (§4.1). */
+/** Triton's default idle time before a sequence is reaped (model_config.proto). */
 export const DEFAULT_SEQUENCE_IDLE_MICROSECONDS = 1_000_000;
 
 // ---- protobuf text format → generic tree (every field collected as a list) ----
@@ -248,7 +249,7 @@ function treeFromJson(v: unknown, path: string): TextMessage {
 
 export function modelConfigFromJson(v: unknown): TritonModelConfig {
   const tree = treeFromJson(v, 'config');
-  // Triton prints int64 fields that it does not convert back as strings (§1.5); accept both.
+  // Triton prints int64 fields that it does not convert back as strings; accept both.
   const fixNumbers = (m: TextMessage): void => {
     for (const [k, vals] of Object.entries(m)) {
       m[k] = vals.map((x) => {
@@ -264,7 +265,7 @@ export function modelConfigFromJson(v: unknown): TritonModelConfig {
   return fromTree(tree);
 }
 
-/** The JSON Triton returns for GET .../config (§1.5: snake_case, primitives always printed). */
+/** The JSON Triton returns for GET .../config (snake_case, primitives always printed). */
 export function modelConfigToJson(c: TritonModelConfig): Record<string, unknown> {
   const t = (x: ConfigTensor) => ({
     name: x.name,

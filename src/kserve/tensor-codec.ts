@@ -1,6 +1,7 @@
 /**
  * Tensor data in both KServe v2 forms: JSON `data` (flat or nested, row-major) and the binary
- * tensor extension (little-endian, row-major, native element size; reference §1.8, §2).
+ * tensor extension (little-endian, row-major, native element size); see docs/triton-notes.md,
+ * 'Tensor data and datatypes' and 'Binary tensor extension'.
  * Every length is checked exactly: a wrong size is a protocol error, never a silent truncation.
  */
 import { endianness } from 'node:os';
@@ -32,7 +33,7 @@ export interface Tensor {
   readonly data: TensorArray;
 }
 
-// Typed arrays use the platform's byte order; the wire is little-endian (§2.1).
+// Typed arrays use the platform's byte order; the binary extension's wire is little-endian.
 if (endianness() !== 'LE') throw new Error('gpt2-gateway needs a little-endian CPU');
 
 export function fixedDatatype(datatype: string, what: string): FixedDatatype {
@@ -179,7 +180,7 @@ export function tensorFromValues(
   return { name, datatype, shape: [...shape], data };
 }
 
-/** Decode JSON `data` (flat or nested; reference §1.8: only the total count is checked). */
+/** Decode JSON `data`, flat or nested; like Triton, only the total element count is checked. */
 export function decodeJsonTensor(
   name: string,
   datatype: FixedDatatype,
@@ -187,14 +188,14 @@ export function decodeJsonTensor(
   data: unknown,
 ): Tensor {
   if (!Array.isArray(data)) throw new WireFormatError(`tensor '${name}': 'data' must be an array`);
-  // Flat data (what Triton sends, §1.7) needs no copy; nested data is flattened.
+  // Flat data (what Triton always sends) needs no copy; nested data is flattened.
   if (!data.some(Array.isArray)) return tensorFromValues(name, datatype, shape, data);
   const flat: unknown[] = [];
   flatten(data, flat, 0);
   return tensorFromValues(name, datatype, shape, flat);
 }
 
-/** Flat JSON `data` for a tensor, as Triton writes it (§1.7: always flat). */
+/** Flat JSON `data` for a tensor, as Triton writes it (always flat). */
 export function jsonData(tensor: Tensor): (number | boolean)[] {
   const { data, datatype } = tensor;
   if (datatype === 'BOOL') return Array.from(data as Uint8Array, (v) => v !== 0);

@@ -1,11 +1,11 @@
 /**
- * SeldonDeployment discovery (issue 4, reference §7): read the deployment once to derive the
- * upstream URL, then watch it so that `status.state` feeds the gateway's readiness.
+ * SeldonDeployment discovery: read the deployment once to derive the upstream URL, then watch it
+ * so that `status.state` feeds the gateway's readiness.
  *
- * Which URL (§7.4–§7.6):
+ * Which URL (docs/triton-notes.md, 'Seldon Core v1 executor'):
  * - binary wire → Triton's own container service `<sdep>-<predictor>-<graph>:9000`. The Seldon
  *   executor HTML-escapes binary bodies and drops Inference-Header-Content-Length, so binary
- *   tensors must never go through it.
+ *   tensors must never go through it (SeldonIO/seldon-core issue #3969).
  * - JSON wire → the executor, `status.address.url` without its `/v2/models/.../infer` path
  *   (or `<sdep>-<predictor>:8000` while the status has no address yet).
  */
@@ -17,7 +17,7 @@ import { isRecord } from '../kserve/messages.js';
 export const SELDON_GROUP = 'machinelearning.seldon.io';
 export const SELDON_VERSION = 'v1';
 export const SELDON_PLURAL = 'seldondeployments';
-/** Ports Seldon Core v1 gives Triton's container service and the executor (§7.3–§7.4). */
+/** Ports Seldon Core v1 gives Triton's container service and the executor. */
 export const TRITON_CONTAINER_PORT = 9000;
 export const EXECUTOR_PORT = 8000;
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -101,7 +101,7 @@ export function upstreamFromDeployment(
   return { url, namespace, predictor, graph };
 }
 
-/** Readiness from `status.state` (§7.5): only Available serves. */
+/** Readiness from `status.state`: only Available serves. */
 export function readinessFromDeployment(sdep: unknown, name: string): Readiness {
   const status = isRecord(sdep) && isRecord(sdep.status) ? sdep.status : undefined;
   const state = str(status?.state);

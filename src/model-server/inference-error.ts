@@ -1,7 +1,7 @@
 /**
- * Errors of the model server, with Triton's error kinds (reference §1.10). The HTTP status comes
- * from the kind in one place (model-server.ts), as Triton >= 24.01 maps it, or 400 for every
- * kind when emulating 21.08.
+ * Errors of the model server, with Triton's error kinds. The HTTP status comes from the kind in
+ * one place (model-server.ts), as Triton >= 24.01 maps it, or 400 for every kind when emulating
+ * 21.08 (docs/triton-notes.md, 'Triton 21.08 status codes').
  */
 export type ErrorKind = 'INVALID_ARG' | 'NOT_FOUND' | 'UNAVAILABLE' | 'INTERNAL' | 'UNSUPPORTED';
 

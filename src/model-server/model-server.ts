@@ -1,9 +1,9 @@
 /**
  * `gpt2-gateway model-server`: a model repository served over the KServe v2 REST subset Triton
- * offers (reference §1, §2, §4): health, server and model metadata, model config, infer with JSON
+ * offers (docs/triton-notes.md): health, server and model metadata, model config, infer with JSON
  * and binary tensors, `outputs` selection, binary_data_output, `{"error": "..."}` bodies, and
  * implicit sequence state. Plain node:http, because Triton ignores Content-Type and frames binary
- * bodies itself (§1.6), which a JSON-first framework would get in the way of.
+ * bodies itself, which a JSON-first framework would get in the way of.
  */
 import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
@@ -19,9 +19,9 @@ import { WireFormatError } from '../kserve/tensor-codec.js';
 import { InferenceError, statusOf } from './inference-error.js';
 import { ServedModel } from './served-model.js';
 
-/** Triton's --http-max-input-size default (§2.7). */
+/** Triton's --http-max-input-size default. */
 export const DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024;
-/** The Triton release whose HTTP behaviour this server follows (status codes of 24.01, §1.10). */
+/** The Triton release whose HTTP behaviour this server follows (status codes of 24.01). */
 export const EMULATED_TRITON_VERSION = '2.42.0';
 const SERVER_NAME = 'gpt2-gateway-model-server';
 const EXTENSIONS = [
@@ -123,7 +123,7 @@ export class ModelServer {
     res.end(text);
   }
 
-  /** Health answers: 200 with an empty body, or 400 (KServe: "4xx = false", §1.1). */
+  /** Health answers: 200 with an empty body, or 400 (KServe v2 spec: "4xx = false"). */
   #health(res: ServerResponse, ok: boolean): void {
     res.writeHead(ok ? 200 : 400, { 'content-length': 0 });
     res.end();
@@ -149,7 +149,7 @@ export class ModelServer {
     const m = MODEL_ROUTE.exec(path);
     if (m === null) {
       req.resume();
-      // 24.01 answers an unknown path 404 {"error":"Not Found"}; 21.08 400 with no body (§1.10).
+      // 24.01 answers an unknown path 404 {"error":"Not Found"}; 21.08 400 with no body.
       if (this.#o.legacyStatusCodes === true) return this.#health(res, false);
       return this.#json(res, 404, { error: 'Not Found' });
     }
@@ -227,7 +227,7 @@ export class ModelServer {
       decoded = decodeInferRequest(body, Array.isArray(h) ? h[0] : h);
     } catch (err) {
       if (err instanceof WireFormatError) {
-        // Triton tags JSON parse failures INTERNAL (500 on >= 24.01, §1.10); the rest INVALID_ARG.
+        // Triton tags JSON parse failures INTERNAL (500 on >= 24.01); the rest INVALID_ARG.
         throw new InferenceError(
           /does not parse/.test(err.message) ? 'INTERNAL' : 'INVALID_ARG',
           err.message,

@@ -1,9 +1,11 @@
 /**
  * One model of the repository, loaded in onnxruntime-node and served the way Triton's
  * onnxruntime backend serves it: the config's inputs and outputs (auto-completed from the ONNX
- * file when there is no config.pbtxt, §5.3), request checks with Triton's messages (§1.10), a
- * bounded queue in front of `instance_group.count` concurrent runs, and, for models with a
- * sequence_batching state, implicit state kept per sequence id with idle reaping (§4).
+ * file when there is no config.pbtxt), request checks with Triton's messages, a bounded queue in
+ * front of `instance_group.count` concurrent runs, and, for models with a sequence_batching
+ * state, implicit state kept per sequence id with idle reaping. The Triton behaviour copied here
+ * is in docs/triton-notes.md: 'config.pbtxt and auto-complete', 'Triton 21.08 status codes',
+ * 'Implicit state (sequence batcher)' and 'Binary tensor extension'.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,7 +29,7 @@ import type { Tensor, TensorArray } from '../kserve/tensor-codec.js';
 import { readModelMetadata } from '../model/metadata.js';
 import { InferenceError } from './inference-error.js';
 
-/** ORT backend's default max_batch_size for auto-completed batchable models (§5.3). */
+/** ORT backend's default max_batch_size for auto-completed batchable models. */
 const AUTO_COMPLETE_MAX_BATCH_SIZE = 4;
 const MODEL_FILE = 'model.onnx';
 
@@ -63,7 +65,7 @@ function metadataTensor(t: ConfigTensor, batched: boolean): TensorMetadataJson {
   };
 }
 
-/** Auto-complete (§5.3): batchable only when every input and output leads with a dynamic dim. */
+/** Auto-complete: batchable only when every input and output leads with a dynamic dim. */
 function autoComplete(meta: ModelMetadataJson, name: string): TritonModelConfig {
   const all = [...meta.inputs, ...meta.outputs];
   const batchable = all.every((t) => t.shape[0] === -1);
@@ -212,7 +214,7 @@ export class ServedModel {
     return this.#sequences.size;
   }
 
-  /** Drop sequences idle longer than max_sequence_idle_microseconds (§4.1). */
+  /** Drop sequences idle longer than max_sequence_idle_microseconds. */
   reapIdle(): void {
     const seq = this.config.sequence_batching;
     if (seq === undefined) return;
@@ -229,7 +231,7 @@ export class ServedModel {
     await this.#session.release();
   }
 
-  /** Run one request; outputs in config order, each marked binary per §2.3. */
+  /** Run one request; outputs in config order, each marked binary or JSON as Triton would. */
   async infer(req: DecodedInferRequest): Promise<OutgoingTensor[]> {
     const c = this.config;
     const params = req.json.parameters ?? {};
@@ -281,7 +283,7 @@ export class ServedModel {
     }
     let seq = this.#sequences.get(key);
     if (start) {
-      // A START for an open id ends the old sequence first (Triton logs a warning, §4.1).
+      // A START for an open id ends the old sequence first (Triton logs a warning).
       seq = {
         state: this.#initialState(seqCfg.state),
         lastUsed: this.#now(),
@@ -322,7 +324,7 @@ export class ServedModel {
     const batched = this.config.max_batch_size > 0;
     for (const st of states) {
       // With initial_state, Triton starts from it (prepending the batch dim); without it the
-      // start is uninitialised memory on Triton (§4.2): here an empty past, the sane equivalent.
+      // start is uninitialised memory on Triton: here an empty past, the sane equivalent.
       const dims = st.initial_state?.dims ?? st.dims.map((d) => Math.max(d, 0));
       const shape = batched ? [1, ...dims] : [...dims];
       const count = shape.reduce((a, b) => a * b, 1);
@@ -405,7 +407,7 @@ export class ServedModel {
     const params = req.json.parameters ?? {};
     const listed = req.json.outputs;
     if (listed === undefined || listed.length === 0) {
-      // Unlisted outputs follow binary_data_output (§2.3).
+      // Unlisted outputs follow binary_data_output.
       const binary = params.binary_data_output === true;
       return this.config.output.map((o) => ({ name: o.name, binary }));
     }
@@ -421,7 +423,7 @@ export class ServedModel {
           'UNSUPPORTED',
           'the classification extension is not supported by this server',
         );
-      // A listed output is binary only if its own binary_data says so (§2.3, Triton's code).
+      // A listed output is binary only if its own binary_data says so (Triton's code, not docs).
       return { name: o.name, binary: o.parameters?.binary_data === true };
     });
   }

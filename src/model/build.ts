@@ -1,5 +1,5 @@
 /**
- * Builds a GPT-2 ONNX model file from random or safetensors weights (issue 2).
+ * Builds a GPT-2 ONNX model file from random or safetensors weights.
  * Weights stream from their source into the file; the file appears atomically (temp + rename).
  */
 

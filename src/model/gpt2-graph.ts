@@ -1,6 +1,6 @@
 /**
  * The GPT-2 forward pass as an ONNX graph of standard operators (opset 13), in four serving
- * variants. Tensor names are the interface (see signature.ts, issue 2):
+ * variants. Tensor names are the interface (see signature.ts):
  *
  *   logits:     input_ids, attention_mask [batch, seq] INT64 → logits [batch, seq, vocab]
  *   last:       same inputs → last_logits [batch, vocab] (each row's last real token)

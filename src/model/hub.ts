@@ -1,5 +1,5 @@
 /**
- * Downloads GPT-2 family checkpoints from the Hugging Face hub (issue 2, item 4).
+ * Downloads GPT-2 family checkpoints from the Hugging Face hub.
  *
  * URL layout: `<endpoint>/<repo>/resolve/<revision>/<file>`. The hub answers a HEAD on that URL
  * (without following its redirect) with `X-Repo-Commit`, and for LFS files (the weights) with

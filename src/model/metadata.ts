@@ -1,6 +1,7 @@
 /**
- * What Triton's `GET /v2/models/{name}` returns for an ONNX file (reference triton-kserve-v2.md
- * §1.4), read from the file with a minimal protobuf reader that skips initializer data.
+ * What Triton's `GET /v2/models/{name}` returns for an ONNX file (docs/triton-notes.md, 'Model
+ * metadata and config endpoints'), read from the file with a minimal protobuf reader that skips
+ * initializer data.
  *
  * Shapes are the ONNX shapes with dynamic dims as -1. That equals Triton's answer whether the model
  * is served with `max_batch_size` 0 (shape = dims) or > 0 with a dynamic leading batch dim
@@ -234,9 +235,10 @@ export async function readModelMetadata(onnxFile: string, name: string): Promise
 }
 
 /**
- * Triton's view of a model whose config.pbtxt keeps implicit state (reference §4.3): state
- * tensors are inputs/outputs of the ONNX file but not of the served model, so its metadata lists
- * neither. `configText` is the config.pbtxt; without a `state` block the metadata is unchanged.
+ * Triton's view of a model whose config.pbtxt keeps implicit state: state tensors are
+ * inputs/outputs of the ONNX file but not of the served model, so its metadata lists neither
+ * (docs/triton-notes.md, 'Implicit state (sequence batcher)'). `configText` is the config.pbtxt;
+ * without a `state` block the metadata is unchanged.
  */
 export function tritonView(meta: ModelMetadata, configText: string): ModelMetadata {
   const stateInputs = new Set(

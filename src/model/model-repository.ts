@@ -1,6 +1,6 @@
 /**
  * Writes a Triton model repository entry: <repo>/<name>/1/model.onnx and <repo>/<name>/config.pbtxt
- * (reference triton-kserve-v2.md §4.2, §5).
+ * (docs/triton-notes.md, 'config.pbtxt and auto-complete', 'Implicit state (sequence batcher)').
  */
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -11,10 +11,10 @@ import type { Gpt2Config } from './configs.js';
 /** Requests a batching variant may combine into one call by default. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
 /** kv: one sequence per slot. Batching sequences whose states differ in length is unverified on
- * ORT (reference §4.4); scale kv with instances instead. */
+ * ORT; scale kv with instances instead. */
 export const DEFAULT_KV_MAX_BATCH_SIZE = 1;
 /** kv: reap an abandoned sequence after 60 s; a greedy step takes milliseconds even under
- * queueing, and the gateway always ends its sequences (reference §4.1: default 1 s is too low). */
+ * queueing, and the gateway always ends its sequences (Triton's default, 1 s, is too low). */
 export const KV_IDLE_MICROSECONDS = 60_000_000;
 /** Dynamic batcher: wait up to 500 µs to fill a batch; bounded queue rejects beyond 128. */
 const QUEUE_DELAY_MICROSECONDS = 500;
@@ -54,7 +54,7 @@ export function configPbtxt(o: ConfigOptions): string {
   const instance = `instance_group [\n  {\n    kind: ${o.instanceKind === 'gpu' ? 'KIND_GPU' : 'KIND_CPU'}\n    count: 1\n  }\n]`;
 
   if (o.seedSignature) {
-    // The notebook's interface: past_key_values leads with n_layer, so no batch dimension (§1.4).
+    // The notebook's interface: past_key_values leads with n_layer, so no batch dimension.
     lines.push(
       'max_batch_size: 0',
       `input [\n${[tensor('input_ids:0', 'TYPE_INT32', [-1, -1]), tensor('attention_mask:0', 'TYPE_INT32', [-1, -1])].join(',\n')}\n]`,
@@ -86,10 +86,11 @@ export function configPbtxt(o: ConfigOptions): string {
   lines.push(`output [\n${outputs.join(',\n')}\n]`);
 
   if (variant === 'kv') {
-    // Implicit state (Triton ≥ 21.11; initial_state ≥ 22.01, reference §0): present.* of step n
-    // feeds past_key_values.* of step n+1. Each state starts as ONE zero position (a zero-length
-    // initial state is unverified on ORT, §4.4); clients mask it with attention_mask[0] = 0 —
-    // see signature.ts. Names pair up in the same sorted order on both sides (server issue 8586).
+    // Implicit state (Triton ≥ 21.11; initial_state ≥ 22.01): present.* of step n feeds
+    // past_key_values.* of step n+1. Each state starts as ONE zero position (a zero-length
+    // initial state is unverified on ORT); clients mask it with attention_mask[0] = 0 — see
+    // signature.ts. Names pair up in the same sorted order on both sides
+    // (triton-inference-server/server issue #8586).
     const states: string[] = [];
     for (let i = 0; i < config.nLayer; i++) {
       for (const kind of ['key', 'value']) {
@@ -177,7 +178,7 @@ export async function writeModelRepository(
   let served = modelFile;
   if (report.dataFile !== undefined) {
     // Triton's layout for external data: a directory 1/model.onnx/ holding the model and its
-    // data file (reference §5.1).
+    // data file (Triton's model_repository.md).
     const staged = join(versionDir, 'model.staged');
     await rm(staged, { recursive: true, force: true });
     await mkdir(staged);

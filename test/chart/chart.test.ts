@@ -204,7 +204,8 @@ test('the gateway is configured to find and follow its own SeldonDeployment', as
     BODY_LIMIT_BYTES: '65536',
     SHUTDOWN_TIMEOUT_MS: '30000',
     // No TRITON_URL: the gateway finds Triton through the SeldonDeployment (binary wire:
-    // <sdep>-<predictor>-<graph>:9000, reference §7.4) and follows its status for readiness.
+    // <sdep>-<predictor>-<graph>:9000, see docs/triton-notes.md, 'Seldon Core v1 executor') and
+    // follows its status for readiness.
     TRITON_WIRE: 'binary',
     TRITON_TIMEOUT_MS: '30000',
     TRITON_CONNECTIONS: '16',

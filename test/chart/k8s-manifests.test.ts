@@ -45,7 +45,8 @@ test('the Container Insights ConfigMap scrapes the gateway, Triton and the Seldo
     interval: '1m',
     monitor_kubernetes_pods: true,
     monitor_kubernetes_pods_namespaces: ['default'],
-    // Seldon's executor serves its metrics on the predictor service, :8000/prometheus (reference §7.7).
+    // Seldon's executor serves its metrics on the predictor service, :8000/prometheus
+    // (docs/triton-notes.md, 'Seldon Core v1 executor').
     kubernetes_services: [`http://${sdep.metadata.name}-${predictor}.default:8000/prometheus`],
   });
   // monitor_kubernetes_pods finds the gateway and Triton only through their pod annotations.

@@ -336,7 +336,7 @@ describe('gpt2-gateway model', () => {
       JSON.parse(await readFile(join(out, 'tokenizer.json'), 'utf8')),
       JSON.parse(await readFile(join(out, 'tokenizer_config.json'), 'utf8')),
     );
-    // Reference ids from performance-anchors.md §7 ("I enjoy working in Seldon").
+    // GPT-2 BPE ids of the notebook's prompt, as gpt-tokenizer's r50k_base also gives them.
     assert.deepEqual(
       tokenizer.encode('I enjoy working in Seldon', { add_special_tokens: false }).ids,
       [40, 2883, 1762, 287, 1001, 25900],

@@ -13,7 +13,10 @@ import {
   WireFormatError,
 } from '../../src/kserve/tensor-codec.js';
 
-/** A response body exactly as Triton frames it (reference §2.2), built by hand, not by our encoder. */
+/**
+ * A response body exactly as Triton frames it (docs/triton-notes.md, 'Binary tensor extension'),
+ * built by hand, not by our encoder.
+ */
 function tritonBinaryResponse(
   outputs: { name: string; datatype: string; shape: number[]; bytes: Buffer }[],
 ) {
@@ -45,7 +48,7 @@ function f32(values: number[]): Buffer {
   return b;
 }
 
-describe('binary request framing (reference §2.1)', () => {
+describe('binary request framing', () => {
   it('puts the JSON header first, then each binary input in JSON order, and reports the header length', () => {
     const ids = tensorFromValues('input_ids:0', 'INT32', [1, 3], [15496, 11, 616]);
     const mask = tensorFromValues('attention_mask:0', 'INT32', [1, 3], [1, 1, 1]);
@@ -111,7 +114,7 @@ describe('binary request framing (reference §2.1)', () => {
   });
 });
 
-describe('binary response parsing (reference §2.2)', () => {
+describe('binary response parsing', () => {
   it('slices outputs in JSON order whatever that order is, and decodes FP32 little-endian', () => {
     const logits = f32([0.5, -1, 2.25, 3]);
     const pkv = f32([9, 8]);

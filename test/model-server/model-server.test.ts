@@ -199,7 +199,7 @@ describe('model-server: infer', () => {
     );
   });
 
-  it('returns only the outputs asked for, and follows §2.3 for binary_data vs binary_data_output', async () => {
+  it('returns only the outputs asked for, and follows Triton (not its docs) on binary_data vs binary_data_output', async () => {
     const inputs = [
       ids('input_ids:0', 'INT32', [15496, 11]),
       ids('attention_mask:0', 'INT32', [1, 1]),

@@ -18,7 +18,10 @@ import { understandSignature } from '../../src/model/signature.js';
 import { parameterCount } from '../../src/model/weights.js';
 
 const tiny = NAMED_CONFIGS.tiny;
-/** Recorded by the Seldon notebook's Triton (issue 4's text; reference §1.4). */
+/**
+ * The notebook's model as Triton describes it (Seldon's examples/triton_gpt2; see
+ * docs/triton-notes.md, 'Model metadata and config endpoints').
+ */
 const NOTEBOOK_METADATA = JSON.parse(
   '{"name":"gpt2","versions":["1"],"platform":"onnxruntime_onnx","inputs":[{"name":"input_ids:0","datatype":"INT32","shape":[-1,-1]},{"name":"attention_mask:0","datatype":"INT32","shape":[-1,-1]}],"outputs":[{"name":"past_key_values","datatype":"FP32","shape":[12,2,-1,12,-1,64]},{"name":"logits","datatype":"FP32","shape":[-1,-1,50257]}]}',
 ) as ModelMetadata;

@@ -4,7 +4,7 @@ import { EOS_TOKEN_ID, loadGpt2Tokenizer } from '../../src/tokenizer/gpt2-tokeni
 
 const tokenizer = loadGpt2Tokenizer();
 
-test('known GPT-2 ids (issue 3)', () => {
+test('known GPT-2 ids', () => {
   assert.deepEqual(tokenizer.encode('Hello world'), [15496, 995]);
   assert.deepEqual(tokenizer.encode('I love Artificial Intelligence'), [40, 1842, 35941, 9345]);
   assert.deepEqual(
