@@ -246,11 +246,9 @@ export async function openApiKeysFile(
   } catch {
     watcher = undefined;
   }
-  const timer = setInterval(
-    () => void reload(),
-    options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
-  );
-  timer.unref();
+  // Not unref'd: the owner (the server) closes it on shutdown, like any other resource it opens.
+  const pollMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  const timer = setInterval(() => void reload(), pollMs);
 
   return {
     path,

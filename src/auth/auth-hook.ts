@@ -88,6 +88,7 @@ export function authPlugin(options: AuthHookOptions) {
             request.clientName = clientName;
             // Child logger: every later line of this request names its client, never its key.
             request.log = request.log.child({ client: clientName });
+            reply.log = request.log;
             return;
           }
           reason = 'unknown-key';

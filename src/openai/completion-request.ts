@@ -332,7 +332,7 @@ function checkGreedyOnly(body: Record<string, unknown>): void {
   for (const [param, greedy] of Object.entries(GREEDY_ONLY)) {
     const value = body[param];
     if (value === undefined || value === null) continue;
-    if (typeof value !== 'number') return wrongType(param, 'a number', value);
+    if (typeof value !== 'number') wrongType(param, 'a number', value);
     if (value !== greedy) {
       refuse(
         param,
@@ -344,7 +344,7 @@ function checkGreedyOnly(body: Record<string, unknown>): void {
   }
   const bias = body.logit_bias;
   if (bias !== undefined && bias !== null) {
-    if (!isObject(bias)) return wrongType('logit_bias', 'an object', bias);
+    if (!isObject(bias)) wrongType('logit_bias', 'an object', bias);
     if (Object.keys(bias).length > 0) {
       refuse(
         'logit_bias',
