@@ -70,7 +70,7 @@ const GREEDY_ONLY = {
   frequency_penalty: 0,
 } as const;
 
-const nullable = (schema: object) => ({ anyOf: [schema, { type: 'null' }] });
+const nullable = <S extends object>(schema: S) => ({ anyOf: [schema, { type: 'null' }] as const });
 const stopString = { type: 'string', minLength: 1, maxLength: MAX_STOP_LENGTH } as const;
 const tokenIds = (vocabSize: number) =>
   ({
