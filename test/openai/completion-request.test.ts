@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import Fastify from 'fastify';
 import {
   COMPLETION_PARAMETERS,
   type CompletionRequestLimits,
@@ -265,4 +266,47 @@ test('the JSON schema and the validator know the same parameters', () => {
   assert.equal(schema.additionalProperties, false);
   assert.deepEqual(schema.required, ['model', 'prompt']);
   assert.equal(schema.properties.max_tokens.anyOf[0].maximum, 256);
+});
+
+test("fastify (with the app's ajv options) accepts and refuses the same bodies as the validator", async () => {
+  const app = Fastify({
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+  });
+  app.post(
+    '/v1/completions',
+    { schema: { body: completionRequestSchema(LIMITS) } },
+    async () => ({}),
+  );
+  const bodies: unknown[] = [
+    { model: 'm', prompt: 'x' },
+    { model: 'm', prompt: ['a', 'b'], stop: '\n', max_tokens: 3, logprobs: 5, echo: true },
+    { model: 'm', prompt: [[1, 2], [3]], temperature: 0, top_p: 1, n: 1, logit_bias: {} },
+    { model: 'm', prompt: 'x', stream: true, stream_options: { include_usage: true } },
+    { model: 'm', prompt: 'x', seed: null, suffix: null, user: 'u' },
+    { model: 'm', prompt: 'x', temperature: 0.7 },
+    { model: 'm', prompt: 'x', n: 2 },
+    { model: 'm', prompt: 'x', logit_bias: { '1': 2 } },
+    { model: 'm', prompt: 'x', suffix: 's' },
+    { model: 'm', prompt: 'x', max_tokens: '16' },
+    { model: 'm', prompt: [1, 50257] },
+    { model: 'm', prompt: ['a', 'b', 'c', 'd', 'e'] },
+    { model: 'm', prompt: '' },
+    { model: 'm', prompt: 'x', top_k: 1 },
+    { model: 'm', prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] },
+    { model: 'm', prompt: 'x', stream: true, stream_options: { include_obfuscation: true } },
+    { prompt: 'x' },
+  ];
+  try {
+    for (const body of bodies) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/completions',
+        payload: body as object,
+      });
+      const schemaOk = res.statusCode === 200;
+      assert.equal(schemaOk, validateCompletionRequest(body, LIMITS).ok, JSON.stringify(body));
+    }
+  } finally {
+    await app.close();
+  }
 });
