@@ -8,13 +8,15 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 
 /** Kubernetes updates a mounted Secret within about a minute; polling every 5 s is plenty. */
 export const DEFAULT_POLL_INTERVAL_MS = 5_000;
 /** Client names become log fields and rate-limit keys: a short, plain charset keeps them safe. */
 export const CLIENT_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** Thousands of keys fit in far less; anything bigger is the wrong file. */
+export const MAX_KEYS_FILE_BYTES = 1024 * 1024;
 
 /** A problem with the keys file; `line` (from 1) when one line is at fault. Never holds key text. */
 export class ApiKeysFileError extends Error {
@@ -192,6 +194,13 @@ export async function openApiKeysFile(
   let closed = false;
   let running: Promise<void> | undefined;
   let again = false;
+  const notify = (event: ApiKeysReloadEvent): void => {
+    try {
+      options.onReload?.(event);
+    } catch {
+      // A failing reporter must not stop the reloads (nor become an unhandled rejection).
+    }
+  };
 
   const attempt = async (): Promise<void> => {
     let next: { text: string; hash: string };
@@ -202,7 +211,7 @@ export async function openApiKeysFile(
       const hash = `unreadable:${err instanceof Error ? err.message : String(err)}`;
       if (hash === lastHash) return;
       lastHash = hash;
-      options.onReload?.({ kind: 'rejected', error: toSafeError(err) });
+      notify({ kind: 'rejected', error: toSafeError(err) });
       return;
     }
     if (next.hash === lastHash || closed) return;
@@ -210,9 +219,9 @@ export async function openApiKeysFile(
     try {
       const entries = parseApiKeys(next.text);
       store.replace(entries);
-      options.onReload?.({ kind: 'reloaded', clientNames: store.clientNames });
+      notify({ kind: 'reloaded', clientNames: store.clientNames });
     } catch (err) {
-      options.onReload?.({ kind: 'rejected', error: toSafeError(err) });
+      notify({ kind: 'rejected', error: toSafeError(err) });
     }
   };
 
@@ -265,8 +274,16 @@ export async function openApiKeysFile(
 async function readKeysFile(path: string): Promise<{ text: string; hash: string }> {
   let bytes: Buffer;
   try {
+    // A wrong path could name a large file: refuse it before reading it all into memory.
+    const { size } = await stat(path);
+    if (size > MAX_KEYS_FILE_BYTES) {
+      throw new ApiKeysFileError(
+        `the API keys file ${basename(path)} is ${size} bytes, more than ${MAX_KEYS_FILE_BYTES}`,
+      );
+    }
     bytes = await readFile(path);
   } catch (err) {
+    if (err instanceof ApiKeysFileError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
     throw new ApiKeysFileError(`cannot read the API keys file ${basename(path)} (${code})`);
   }

@@ -9,6 +9,7 @@ import {
   ApiKeysFileError,
   type ApiKeysReloadEvent,
   extractCredential,
+  MAX_KEYS_FILE_BYTES,
   openApiKeysFile,
   parseApiKeys,
 } from '../../src/auth/api-keys.js';
@@ -301,5 +302,38 @@ test('extractCredential tells missing, another scheme and malformed apart, never
     assert.equal(got.kind, 'malformed', JSON.stringify(headers));
     assert.ok(got.kind === 'malformed');
     assert.ok(!got.reason.includes(SECRET_A) && !got.reason.includes(SECRET_B));
+  }
+});
+
+test('a file larger than the limit is refused before it is read', async () => {
+  const volume = await secretVolume(`alice:${SECRET_A}\n${'#'.repeat(MAX_KEYS_FILE_BYTES)}\n`);
+  try {
+    await assert.rejects(openApiKeysFile(volume.path), /is \d+ bytes, more than 1048576/);
+  } finally {
+    await volume.cleanup();
+  }
+});
+
+test('a reporter that throws does not stop later reloads', async () => {
+  const volume = await secretVolume(`alice:${SECRET_A}\n`);
+  const events = reloadEvents();
+  let calls = 0;
+  const file = await openApiKeysFile(volume.path, {
+    pollIntervalMs: 20,
+    onReload: (event) => {
+      calls += 1;
+      if (calls === 1) throw new Error('logger broke');
+      events.onReload(event);
+    },
+  });
+  try {
+    await volume.rotate(`bob:${SECRET_B}\n`);
+    await file.reload();
+    assert.equal(file.store.verify(SECRET_B), 'bob');
+    await volume.rotate(`carol:${SECRET_C}\n`);
+    assert.deepEqual(await events.next(), { kind: 'reloaded', clientNames: ['carol'] });
+  } finally {
+    file.close();
+    await volume.cleanup();
   }
 });
