@@ -453,3 +453,58 @@ export function validateCompletionRequest(
     };
   }
 }
+
+export interface ContextCheck {
+  /** Tokens of this prompt after tokenization (or as sent). */
+  readonly promptTokens: number;
+  readonly maxTokens: number;
+  readonly maxTokensDefaulted: boolean;
+  /** The model's context (1024 for GPT-2). */
+  readonly contextLength: number;
+  /** Which prompt, for the message when the request has several. */
+  readonly promptIndex?: number;
+  readonly promptCount?: number;
+}
+
+/**
+ * Prompt plus max_tokens must fit the context; nothing is truncated. An omitted max_tokens is a
+ * default, not a demand: it shrinks to what is left (as /complete's omitted max_new_tokens does).
+ * Returns the max_tokens to generate with, or OpenAI's 400 context_length_exceeded.
+ */
+export function fitContext(
+  check: ContextCheck,
+): { ok: true; maxTokens: number } | { ok: false; error: OpenAIError } {
+  const { promptTokens, contextLength } = check;
+  const which =
+    (check.promptCount ?? 1) > 1 && check.promptIndex !== undefined
+      ? ` (prompt[${check.promptIndex}])`
+      : '';
+  const room = contextLength - promptTokens;
+  if (check.maxTokensDefaulted) {
+    if (room >= 1) return { ok: true, maxTokens: Math.min(check.maxTokens, room) };
+    return {
+      ok: false,
+      error: openAIError(
+        400,
+        'invalid_request_error',
+        `the prompt${which} is ${promptTokens} tokens, which leaves no room for a new token in ` +
+          `the model's context of ${contextLength}; shorten the prompt`,
+        'prompt',
+        'context_length_exceeded',
+      ),
+    };
+  }
+  if (check.maxTokens <= room) return { ok: true, maxTokens: check.maxTokens };
+  return {
+    ok: false,
+    error: openAIError(
+      400,
+      'invalid_request_error',
+      `the model's context is ${contextLength} tokens, but ${promptTokens + check.maxTokens} ` +
+        `were requested (${promptTokens} in the prompt${which}, ${check.maxTokens} for the ` +
+        'completion); shorten the prompt or lower max_tokens',
+      'prompt',
+      'context_length_exceeded',
+    ),
+  };
+}

@@ -56,6 +56,24 @@ export interface EchoInput {
   }[];
 }
 
+/** Incremental detokenizer, as the tokenizer's StreamDecoder offers it. */
+export interface TokenTextDecoder {
+  push(id: number): string;
+  flush(): string;
+}
+
+/**
+ * The echo of a prompt given as ids: each token's released text (a character split across tokens
+ * comes with the token that completes it), so the texts join to the echoed text exactly.
+ */
+export function echoOf(ids: readonly number[], decoder: TokenTextDecoder): EchoInput {
+  const tokens = ids.map((id) => ({ text: decoder.push(id) }));
+  const tail = decoder.flush();
+  const last = tokens.at(-1);
+  if (last !== undefined && tail !== '') last.text += tail;
+  return { text: tokens.map((t) => t.text).join(''), tokens };
+}
+
 export interface ChoiceInput {
   readonly outcome: OutcomeInput;
   readonly promptTokens: number;

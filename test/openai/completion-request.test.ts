@@ -5,6 +5,7 @@ import {
   COMPLETION_PARAMETERS,
   type CompletionRequestLimits,
   completionRequestSchema,
+  fitContext,
   validateCompletionRequest,
 } from '../../src/openai/completion-request.js';
 
@@ -309,4 +310,49 @@ test("fastify (with the app's ajv options) accepts and refuses the same bodies a
   } finally {
     await app.close();
   }
+});
+
+test('fitContext: an explicit max_tokens must fit, an omitted one shrinks to the room left', () => {
+  const base = { contextLength: 1024, maxTokensDefaulted: false } as const;
+  assert.deepEqual(fitContext({ ...base, promptTokens: 1000, maxTokens: 24 }), {
+    ok: true,
+    maxTokens: 24,
+  });
+  const over = fitContext({ ...base, promptTokens: 1000, maxTokens: 25 });
+  assert.ok(!over.ok);
+  assert.deepEqual(over.error, {
+    status: 400,
+    body: {
+      error: {
+        message:
+          "the model's context is 1024 tokens, but 1025 were requested (1000 in the prompt, 25 " +
+          'for the completion); shorten the prompt or lower max_tokens',
+        type: 'invalid_request_error',
+        param: 'prompt',
+        code: 'context_length_exceeded',
+      },
+    },
+  });
+  assert.deepEqual(
+    fitContext({
+      contextLength: 1024,
+      maxTokensDefaulted: true,
+      promptTokens: 1020,
+      maxTokens: 16,
+    }),
+    { ok: true, maxTokens: 4 },
+  );
+  const full = fitContext({
+    contextLength: 1024,
+    maxTokensDefaulted: true,
+    promptTokens: 1024,
+    maxTokens: 16,
+    promptIndex: 1,
+    promptCount: 2,
+  });
+  assert.ok(!full.ok);
+  assert.match(
+    full.error.body.error.message,
+    /^the prompt \(prompt\[1\]\) is 1024 tokens, which leaves no room/,
+  );
 });

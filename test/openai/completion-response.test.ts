@@ -4,6 +4,7 @@ import {
   buildCompletion,
   CompletionStream,
   completionId,
+  echoOf,
   type OutcomeInput,
   SSE_DONE,
   sseData,
@@ -229,4 +230,18 @@ test("streamed logprobs keep each choice's text offset running, echo included", 
 test('SSE framing is data-only, as openai-node reads it', () => {
   assert.equal(sseData({ a: 1 }), 'data: {"a":1}\n\n');
   assert.equal(SSE_DONE, 'data: [DONE]\n\n');
+});
+
+test('echoOf gives each prompt token the text it releases, a split character with its last byte', () => {
+  // A fake decoder over byte tokens: 'é' is two UTF-8 bytes sent as two tokens.
+  const bytes: Record<number, number[]> = { 1: [0x48, 0x69], 2: [0xc3], 3: [0xa9] };
+  const utf8 = new TextDecoder();
+  const decoder = {
+    push: (id: number) => utf8.decode(new Uint8Array(bytes[id] ?? []), { stream: true }),
+    flush: () => utf8.decode(),
+  };
+  assert.deepEqual(echoOf([1, 2, 3], decoder), {
+    text: 'Hié',
+    tokens: [{ text: 'Hi' }, { text: '' }, { text: 'é' }],
+  });
 });
