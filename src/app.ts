@@ -17,6 +17,7 @@ import { GatewayError } from './contract/errors.js';
 import { Scheduler } from './generation/scheduler.js';
 import type { ModelNotice } from './http/context.js';
 import { installErrorHandler } from './http/error-handler.js';
+import { RequestLogController } from './http/request-logging.js';
 import { completeRoutes } from './http/routes/complete.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { probeRoutes } from './http/routes/probes.js';
@@ -78,6 +79,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? false }
       : { loggerInstance: deps.loggerInstance }),
+    // The probes' and the scrape's request lines at debug (src/http/request-logging.ts).
+    logController: new RequestLogController(),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     requestIdHeader: false,

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
+import { Registry } from 'prom-client';
 import { BackendError } from '../../src/backends/backend.js';
+import { GatewayError } from '../../src/contract/errors.js';
 import type { GenerationSpec } from '../../src/generation/generation.js';
 import { GenerationCancelledError, Scheduler } from '../../src/generation/scheduler.js';
-import { Registry } from 'prom-client';
-import { GatewayError } from '../../src/contract/errors.js';
 import { createGatewayMetrics } from '../../src/metrics/metrics.js';
 import { loadGpt2Tokenizer } from '../../src/tokenizer/gpt2-tokenizer.js';
 import { ToyBackend, toyNext } from '../support/toy-backend.js';

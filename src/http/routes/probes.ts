@@ -18,8 +18,8 @@ import {
   MAX_STOP_SEQUENCES,
 } from '../schemas.js';
 
-/** fastify's per-route log level for requests that are polled, not asked. */
-export const PROBE_LOG_LEVEL = 'debug';
+/** Route config for requests that are polled, not asked: their request lines go to debug. */
+export const QUIET_REQUEST_LOGS = { requestLogLevel: 'debug' } as const;
 
 export interface ProbeRouteOptions {
   readonly backend: Backend;
@@ -32,14 +32,14 @@ export const probeRoutes: FastifyPluginAsync<ProbeRouteOptions> = async (app, op
   const { backend, config, scheduler, model } = opts;
   app.get(
     '/healthz',
-    { logLevel: PROBE_LOG_LEVEL, schema: { response: { 200: healthSchema } } },
+    { config: QUIET_REQUEST_LOGS, schema: { response: { 200: healthSchema } } },
     async () => ({ status: 'ok' as const }),
   );
 
   app.get(
     '/readyz',
     {
-      logLevel: PROBE_LOG_LEVEL,
+      config: QUIET_REQUEST_LOGS,
       schema: { response: { 200: healthSchema, ...errorResponses(['NOT_READY']) } },
     },
     async () => {
