@@ -113,24 +113,10 @@ type Of<K extends Setting['kind']> = {
   [N in SettingName]: (typeof SETTINGS)[N]['kind'] extends K ? N : never;
 }[SettingName];
 
-// The defaults by name, for code that needs one outside a Config (tests, benches, backends).
-export const DEFAULT_HOST = SETTINGS.HOST.fallback;
-export const DEFAULT_PORT = SETTINGS.PORT.fallback;
-export const DEFAULT_LOG_LEVEL = SETTINGS.LOG_LEVEL.fallback;
-export const DEFAULT_MODEL_REPOSITORY = SETTINGS.MODEL_REPOSITORY.fallback;
-export const DEFAULT_MAX_BATCH_SIZE = SETTINGS.MAX_BATCH_SIZE.fallback;
-export const DEFAULT_MAX_QUEUE = SETTINGS.MAX_QUEUE.fallback;
-export const DEFAULT_MAX_NEW_TOKENS_LIMIT = SETTINGS.MAX_NEW_TOKENS_LIMIT.fallback;
-export const DEFAULT_DEFAULT_MAX_NEW_TOKENS = SETTINGS.DEFAULT_MAX_NEW_TOKENS.fallback;
-export const DEFAULT_RATE_LIMIT_MAX = SETTINGS.RATE_LIMIT_MAX.fallback;
-export const DEFAULT_RATE_LIMIT_WINDOW_MS = SETTINGS.RATE_LIMIT_WINDOW_MS.fallback;
-export const DEFAULT_BODY_LIMIT_BYTES = SETTINGS.BODY_LIMIT_BYTES.fallback;
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = SETTINGS.SHUTDOWN_TIMEOUT_MS.fallback;
-export const DEFAULT_TRITON_TIMEOUT_MS = SETTINGS.TRITON_TIMEOUT_MS.fallback;
-export const DEFAULT_TRITON_CONNECTIONS = SETTINGS.TRITON_CONNECTIONS.fallback;
-export const DEFAULT_TRITON_RETRIES = SETTINGS.TRITON_RETRIES.fallback;
-export const DEFAULT_TRITON_BREAKER_FAILURES = SETTINGS.TRITON_BREAKER_FAILURES.fallback;
-export const DEFAULT_TRITON_BREAKER_COOLDOWN_MS = SETTINGS.TRITON_BREAKER_COOLDOWN_MS.fallback;
+/**
+ * The Triton start-up wait, for the backend when it is built without a Config (tests); its one
+ * home is the row above.
+ */
 export const DEFAULT_TRITON_STARTUP_TIMEOUT_MS = SETTINGS.TRITON_STARTUP_TIMEOUT_MS.fallback;
 
 export interface TritonConfig {
@@ -251,7 +237,7 @@ export function loadConfig(env: Env): Config {
   const maxNewTokensLimit = read.int('MAX_NEW_TOKENS_LIMIT');
   const defaultMaxNewTokens = read.int(
     'DEFAULT_MAX_NEW_TOKENS',
-    Math.min(DEFAULT_DEFAULT_MAX_NEW_TOKENS, maxNewTokensLimit),
+    Math.min(SETTINGS.DEFAULT_MAX_NEW_TOKENS.fallback, maxNewTokensLimit),
   );
   if (defaultMaxNewTokens > maxNewTokensLimit) {
     read.problems.push(
