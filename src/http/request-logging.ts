@@ -26,8 +26,8 @@ export class RequestLogController extends LogController {
     metadata?: Record<string, unknown>,
   ): void {
     const level = quietLevel(request);
-    if (level === undefined) return super.incomingRequest(request, reply, metadata);
-    if (!this.isLogDisabled(request)) request.log[level]({ req: request }, 'incoming request');
+    if (level === undefined) super.incomingRequest(request, reply, metadata);
+    else if (!this.isLogDisabled(request)) request.log[level]({ req: request }, 'incoming request');
   }
 
   override requestCompleted(
@@ -39,9 +39,8 @@ export class RequestLogController extends LogController {
     const level = quietLevel(request);
     // A failure is never hushed: fastify logs it at error as usual.
     if (level === undefined || error) {
-      return super.requestCompleted(error, request, reply, metadata);
-    }
-    if (!this.isLogDisabled(request)) {
+      super.requestCompleted(error, request, reply, metadata);
+    } else if (!this.isLogDisabled(request)) {
       reply.log[level]({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
     }
   }
