@@ -18,7 +18,7 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as 
  * A backend failure as the client sees it: the catalogue's message (details go to the log, under
  * `err`), and the backend's Retry-After hint for the codes worth retrying.
  */
-export function fromBackendError(err: BackendError): GatewayError {
+function fromBackendError(err: BackendError): GatewayError {
   const retryable = ERRORS[err.code].retryAfterSeconds !== undefined;
   return new GatewayError(err.code, undefined, {
     cause: err,
