@@ -1,33 +1,37 @@
 /**
- * buildApp(config, deps): a ready-to-listen fastify instance, nothing global (CONVENTIONS.md 1).
- * Plugins are registered here, in this order: error handling, metrics hooks, rate limiting, routes.
- * The backend is passed in and owned by the caller (server.ts or a test), which closes it.
+ * buildApp(config, deps): a ready-to-listen fastify instance that owns the whole app and nothing
+ * global — its one metrics Registry (the backend registers its own metrics there too), its
+ * scheduler, its routes. Plugins are registered here, in this order: error handling, metrics
+ * hooks, rate limiting, routes. The backend is passed in and owned by the caller (server.ts or a
+ * test), which closes it.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { LoggerOptions } from 'pino';
+import { Registry } from 'prom-client';
 import type { Backend } from './backends/backend.js';
 import type { Config } from './config.js';
+import { GatewayError } from './contract/errors.js';
 import { Scheduler } from './generation/scheduler.js';
-import type { GatewayContext, ModelNotice } from './http/context.js';
+import type { ModelNotice } from './http/context.js';
 import { installErrorHandler } from './http/error-handler.js';
-import { GatewayError } from './http/errors.js';
-import { installHttpMetrics } from './http/http-metrics.js';
-import { completeRoute } from './http/routes/complete.js';
+import { RequestLogController } from './http/request-logging.js';
+import { completeRoutes } from './http/routes/complete.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { probeRoutes } from './http/routes/probes.js';
 import { tokenizeRoute } from './http/routes/tokenize.js';
 import { errorBodySchema } from './http/schemas.js';
-import { GatewayMetrics } from './metrics/metrics.js';
+import { installHttpMetrics } from './metrics/http-metrics.js';
+import { createGatewayMetrics } from './metrics/metrics.js';
 import { type Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizer/gpt2-tokenizer.js';
 
 /** A client's X-Request-Id is reused in logs and the completion id only if it looks like an id. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
- * Never log prompt or completion text, nor credentials (DESIGN.md "What must never happen").
+ * Never log prompt or completion text, nor credentials: they are the users' data.
  * fastify logs neither bodies nor headers by default; these paths guard anything that tries.
  */
 export const REDACTED_LOG_PATHS = [
@@ -58,7 +62,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Refuse new generations (503 SHUTTING_DOWN) and wait for the accepted ones (SIGTERM). */
     drain(): Promise<void>;
-    readonly gateway: GatewayContext;
+    /** The app's one metrics registry: what GET /metrics serves. */
+    readonly metricsRegistry: Registry;
   }
 }
 
@@ -74,6 +79,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? false }
       : { loggerInstance: deps.loggerInstance }),
+    // The probes' and the scrape's request lines at debug (src/http/request-logging.ts).
+    logController: new RequestLogController(),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     requestIdHeader: false,
@@ -81,12 +88,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
     },
-    // Unknown fields are errors, not silently dropped; "8" is not a number (issue 3, point 7).
+    // Unknown fields are errors, not silently dropped; "8" is not a number.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
     // During shutdown our own drain answers 503 SHUTTING_DOWN with the usual body.
     return503OnClosing: false,
   });
-  const metrics = new GatewayMetrics();
+  const registry = new Registry();
+  const metrics = createGatewayMetrics(registry);
+  // Once per app: the backend's own metrics (Triton's upstream calls) join the app's registry.
+  deps.backend.registerMetrics?.(registry);
   const tokenizer = deps.tokenizer ?? loadGpt2Tokenizer();
   const now = deps.now ?? (() => performance.now());
   const scheduler = new Scheduler({
@@ -97,16 +107,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     maxQueue: config.maxQueue,
     now,
   });
-  const ctx: GatewayContext = {
-    config,
-    backend: deps.backend,
-    tokenizer,
-    scheduler,
-    metrics,
-    model: deps.model ?? { randomWeights: false },
-    now,
-  };
-  app.decorate('gateway', ctx);
+  app.decorate('metricsRegistry', registry);
   app.decorate('drain', () => scheduler.drain());
   app.addHook('preClose', () => scheduler.drain());
 
@@ -114,7 +115,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.removeContentTypeParser('text/plain');
   app.addSchema(errorBodySchema);
   installErrorHandler(app, metrics, config.bodyLimitBytes);
-  installHttpMetrics(app, ctx);
+  installHttpMetrics(app, metrics, now);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -133,10 +134,25 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     });
     limit = { max: config.rateLimit.max, timeWindow: config.rateLimit.windowMs };
   }
-  await app.register(probeRoutes(ctx));
-  await app.register(metricsRoute(ctx));
-  await app.register(tokenizeRoute(ctx, limit));
-  await app.register(completeRoute(ctx, limit));
+  const backend = deps.backend;
+  await app.register(probeRoutes, {
+    backend,
+    scheduler,
+    config,
+    model: deps.model ?? { randomWeights: false },
+  });
+  await app.register(metricsRoute, { registry });
+  await app.register(tokenizeRoute, { tokenizer, rateLimit: limit });
+  await app.register(completeRoutes, {
+    backend,
+    tokenizer,
+    scheduler,
+    metrics,
+    maxNewTokensLimit: config.maxNewTokensLimit,
+    defaultMaxNewTokens: config.defaultMaxNewTokens,
+    rateLimit: limit,
+    now,
+  });
   await app.ready();
   return app;
 }

@@ -1,43 +1,123 @@
 /**
- * The service's configuration: parsed once from the environment at boot (CONVENTIONS.md 2),
- * every violation reported at once, frozen. Nothing else reads process.env; tests pass literals.
+ * The service's configuration: parsed once from the environment at boot, every violation
+ * reported at once, frozen. Nothing else reads process.env; tests pass literals. Every variable,
+ * its default and its bounds are one row of SETTINGS below: loadConfig reads through it and
+ * `serve --help` prints it.
  */
-
-export const DEFAULT_HOST = '0.0.0.0';
-export const DEFAULT_PORT = 8080;
-export const DEFAULT_LOG_LEVEL = 'info';
-export const DEFAULT_MODEL_REPOSITORY = './models';
-/** Generations stepped together in one backend call (continuous batching). */
-export const DEFAULT_MAX_BATCH_SIZE = 8;
-/** Generations allowed to wait for a batch slot; beyond it /complete answers 503. */
-export const DEFAULT_MAX_QUEUE = 64;
-export const DEFAULT_MAX_NEW_TOKENS_LIMIT = 512;
-/** OpenAI's and vLLM's default for max_tokens. */
-export const DEFAULT_DEFAULT_MAX_NEW_TOKENS = 16;
-/** Requests per window per API key or client address on /complete and /tokenize; 0 disables. */
-export const DEFAULT_RATE_LIMIT_MAX = 120;
-export const DEFAULT_RATE_LIMIT_WINDOW_MS = 60_000;
-/**
- * A 1024-token prompt of ordinary text is about 5 KB, so 64 KiB leaves ample room. The bound also
- * caps tokenizing on the event loop: BPE of one long unbroken word costs ~8 µs per character.
- */
-export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
-export const DEFAULT_TRITON_TIMEOUT_MS = 10_000;
-export const DEFAULT_TRITON_CONNECTIONS = 16;
-/** Retries of a call that failed before it was sent (refused, DNS, connect timeout). */
-export const DEFAULT_TRITON_RETRIES = 2;
-/** Consecutive transport failures that open the circuit, and how long it stays open. */
-export const DEFAULT_TRITON_BREAKER_FAILURES = 5;
-export const DEFAULT_TRITON_BREAKER_COOLDOWN_MS = 5_000;
-/** How long start-up waits for Triton and the model to be ready (Triton may start after us). */
-export const DEFAULT_TRITON_STARTUP_TIMEOUT_MS = 120_000;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 const BACKENDS = ['embedded', 'triton'] as const;
 export type BackendKind = (typeof BACKENDS)[number];
 const TRITON_WIRES = ['binary', 'json'] as const;
+
+/** One environment variable: how to read it, its default, and a word for `serve --help`. */
+export type Setting = { readonly group: 'gateway' | 'triton'; readonly note?: string } & (
+  | { readonly kind: 'string'; readonly fallback: string | undefined }
+  | {
+      readonly kind: 'int';
+      readonly fallback: number | undefined;
+      readonly min: number;
+      readonly max: number;
+    }
+  | { readonly kind: 'bool'; readonly fallback: boolean }
+  | { readonly kind: 'choice'; readonly choices: readonly string[]; readonly fallback: string }
+  | { readonly kind: 'url' }
+);
+
+/** Every variable the gateway reads, in the order `serve --help` lists them. */
+export const SETTINGS = {
+  HOST: { group: 'gateway', kind: 'string', fallback: '0.0.0.0' },
+  PORT: { group: 'gateway', kind: 'int', fallback: 8080, min: 0, max: 65_535 },
+  LOG_LEVEL: { group: 'gateway', kind: 'choice', choices: LOG_LEVELS, fallback: 'info' },
+  /** Trust X-Forwarded-For (behind an ingress) so rate limits key on the real client address. */
+  TRUST_PROXY: { group: 'gateway', kind: 'bool', fallback: false },
+  BACKEND: { group: 'gateway', kind: 'choice', choices: BACKENDS, fallback: 'embedded' },
+  MODEL_REPOSITORY: { group: 'gateway', kind: 'string', fallback: './models' },
+  MODEL_NAME: {
+    group: 'gateway',
+    kind: 'string',
+    fallback: undefined,
+    note: 'unset: random-weight gpt2',
+  },
+  /** Generations stepped together in one backend call (continuous batching). */
+  MAX_BATCH_SIZE: { group: 'gateway', kind: 'int', fallback: 8, min: 1, max: 256 },
+  /** Generations allowed to wait for a batch slot; beyond it /complete answers 503. */
+  MAX_QUEUE: { group: 'gateway', kind: 'int', fallback: 64, min: 0, max: 100_000 },
+  MAX_NEW_TOKENS_LIMIT: { group: 'gateway', kind: 'int', fallback: 512, min: 1, max: 1_000_000 },
+  /** OpenAI's and vLLM's default for max_tokens (never above MAX_NEW_TOKENS_LIMIT). */
+  DEFAULT_MAX_NEW_TOKENS: { group: 'gateway', kind: 'int', fallback: 16, min: 1, max: 1_000_000 },
+  /** Requests per window per API key or client address on /complete and /tokenize. */
+  RATE_LIMIT_MAX: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 120,
+    min: 0,
+    max: 1_000_000_000,
+    note: '0 = off',
+  },
+  RATE_LIMIT_WINDOW_MS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 60_000,
+    min: 1,
+    max: 86_400_000,
+  },
+  /**
+   * A 1024-token prompt of ordinary text is about 5 KB, so 64 KiB leaves ample room. The bound
+   * also caps tokenizing on the event loop: BPE of one long unbroken word costs ~8 µs per char.
+   */
+  BODY_LIMIT_BYTES: { group: 'gateway', kind: 'int', fallback: 64 * 1024, min: 1024, max: 1 << 30 },
+  SHUTDOWN_TIMEOUT_MS: { group: 'gateway', kind: 'int', fallback: 30_000, min: 0, max: 3_600_000 },
+  /** KServe v2 base URL (http://host:port); unset means "discover from SELDON_DEPLOYMENT". */
+  TRITON_URL: { group: 'triton', kind: 'url' },
+  /** Binary tensor extension or plain JSON; JSON is the only one the Seldon executor passes. */
+  TRITON_WIRE: { group: 'triton', kind: 'choice', choices: TRITON_WIRES, fallback: 'binary' },
+  TRITON_TIMEOUT_MS: { group: 'triton', kind: 'int', fallback: 10_000, min: 1, max: 3_600_000 },
+  TRITON_CONNECTIONS: { group: 'triton', kind: 'int', fallback: 16, min: 1, max: 1024 },
+  /** Retries of a call that failed before it was sent (refused, DNS, connect timeout). */
+  TRITON_RETRIES: { group: 'triton', kind: 'int', fallback: 2, min: 0, max: 10 },
+  /** Consecutive transport failures that open the circuit, and how long it stays open. */
+  TRITON_BREAKER_FAILURES: { group: 'triton', kind: 'int', fallback: 5, min: 1, max: 1000 },
+  TRITON_BREAKER_COOLDOWN_MS: {
+    group: 'triton',
+    kind: 'int',
+    fallback: 5_000,
+    min: 1,
+    max: 3_600_000,
+  },
+  /** The model's max_batch_size when GET .../config is unreachable (the Seldon executor). */
+  TRITON_MAX_BATCH_SIZE: {
+    group: 'triton',
+    kind: 'int',
+    fallback: undefined,
+    min: 0,
+    max: 1_000_000,
+  },
+  /** How long start-up waits for Triton and the model to be ready (Triton may start after us). */
+  TRITON_STARTUP_TIMEOUT_MS: {
+    group: 'triton',
+    kind: 'int',
+    fallback: 120_000,
+    min: 0,
+    max: 86_400_000,
+  },
+  SELDON_DEPLOYMENT: { group: 'triton', kind: 'string', fallback: undefined },
+  SELDON_NAMESPACE: { group: 'triton', kind: 'string', fallback: undefined },
+  SELDON_PREDICTOR: { group: 'triton', kind: 'string', fallback: undefined },
+  SELDON_GRAPH: { group: 'triton', kind: 'string', fallback: undefined },
+} as const satisfies Record<string, Setting>;
+
+export type SettingName = keyof typeof SETTINGS;
+type Of<K extends Setting['kind']> = {
+  [N in SettingName]: (typeof SETTINGS)[N]['kind'] extends K ? N : never;
+}[SettingName];
+
+/**
+ * The Triton start-up wait, for the backend when it is built without a Config (tests); its one
+ * home is the row above.
+ */
+export const DEFAULT_TRITON_STARTUP_TIMEOUT_MS = SETTINGS.TRITON_STARTUP_TIMEOUT_MS.fallback;
 
 export interface TritonConfig {
   /** KServe v2 base URL (http://host:port); unset means "discover from SELDON_DEPLOYMENT". */
@@ -87,31 +167,37 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-/** Reads one variable at a time, collecting every problem instead of stopping at the first. */
+/** Reads one variable at a time by its row of SETTINGS, collecting every problem at once. */
 class EnvReader {
   readonly problems: string[] = [];
   constructor(private readonly env: Env) {}
 
-  raw(name: string): string | undefined {
+  raw(name: SettingName): string | undefined {
     const value = this.env[name]?.trim();
     return value === undefined || value === '' ? undefined : value;
   }
 
-  string(name: string, fallback: string): string {
-    return this.raw(name) ?? fallback;
+  string<N extends Of<'string'>>(name: N): (typeof SETTINGS)[N]['fallback'] | string {
+    return this.raw(name) ?? SETTINGS[name].fallback;
   }
 
-  int(name: string, fallback: number, min: number, max: number): number {
+  /** An integer within the row's bounds; `fallback` overrides the row's (a derived default). */
+  int<N extends Of<'int'>>(
+    name: N,
+    fallback: number | undefined = SETTINGS[name].fallback,
+  ): (typeof SETTINGS)[N]['fallback'] | number {
+    const { min, max } = SETTINGS[name];
     const value = this.raw(name);
-    if (value === undefined) return fallback;
+    if (value === undefined) return fallback as (typeof SETTINGS)[N]['fallback'];
     if (!/^-?\d+$/.test(value) || Number(value) < min || Number(value) > max) {
       this.problems.push(`${name} must be an integer from ${min} to ${max}, got '${value}'`);
-      return fallback;
+      return fallback as (typeof SETTINGS)[N]['fallback'];
     }
     return Number(value);
   }
 
-  oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T {
+  oneOf<T extends string>(name: Of<'choice'>, choices: readonly T[]): T {
+    const fallback = SETTINGS[name].fallback as T;
     const value = this.raw(name);
     if (value === undefined) return fallback;
     const found = choices.find((choice) => choice === value.toLowerCase());
@@ -122,7 +208,8 @@ class EnvReader {
     return found;
   }
 
-  bool(name: string, fallback: boolean): boolean {
+  bool(name: Of<'bool'>): boolean {
+    const fallback = SETTINGS[name].fallback;
     const value = this.raw(name)?.toLowerCase();
     if (value === undefined) return fallback;
     if (value === 'true' || value === '1') return true;
@@ -131,7 +218,7 @@ class EnvReader {
     return fallback;
   }
 
-  url(name: string): string | undefined {
+  url(name: Of<'url'>): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
     try {
@@ -147,79 +234,51 @@ class EnvReader {
 
 export function loadConfig(env: Env): Config {
   const read = new EnvReader(env);
-  const maxNewTokensLimit = read.int(
-    'MAX_NEW_TOKENS_LIMIT',
-    DEFAULT_MAX_NEW_TOKENS_LIMIT,
-    1,
-    1_000_000,
-  );
+  const maxNewTokensLimit = read.int('MAX_NEW_TOKENS_LIMIT');
   const defaultMaxNewTokens = read.int(
     'DEFAULT_MAX_NEW_TOKENS',
-    Math.min(DEFAULT_DEFAULT_MAX_NEW_TOKENS, maxNewTokensLimit),
-    1,
-    1_000_000,
+    Math.min(SETTINGS.DEFAULT_MAX_NEW_TOKENS.fallback, maxNewTokensLimit),
   );
   if (defaultMaxNewTokens > maxNewTokensLimit) {
     read.problems.push(
       `DEFAULT_MAX_NEW_TOKENS (${defaultMaxNewTokens}) must not exceed MAX_NEW_TOKENS_LIMIT (${maxNewTokensLimit})`,
     );
   }
-  const modelName = read.raw('MODEL_NAME');
+  const modelName = read.string('MODEL_NAME');
   if (modelName !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(modelName)) {
     read.problems.push(
       `MODEL_NAME must be a model directory name (letters, digits, '.', '_', '-'), got '${modelName}'`,
     );
   }
   const config: Config = {
-    host: read.string('HOST', DEFAULT_HOST),
-    port: read.int('PORT', DEFAULT_PORT, 0, 65_535),
-    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, DEFAULT_LOG_LEVEL),
-    trustProxy: read.bool('TRUST_PROXY', false),
-    backend: read.oneOf('BACKEND', BACKENDS, 'embedded'),
-    modelRepository: read.string('MODEL_REPOSITORY', DEFAULT_MODEL_REPOSITORY),
+    host: read.string('HOST'),
+    port: read.int('PORT'),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS),
+    trustProxy: read.bool('TRUST_PROXY'),
+    backend: read.oneOf('BACKEND', BACKENDS),
+    modelRepository: read.string('MODEL_REPOSITORY'),
     modelName,
-    maxBatchSize: read.int('MAX_BATCH_SIZE', DEFAULT_MAX_BATCH_SIZE, 1, 256),
-    maxQueue: read.int('MAX_QUEUE', DEFAULT_MAX_QUEUE, 0, 100_000),
+    maxBatchSize: read.int('MAX_BATCH_SIZE'),
+    maxQueue: read.int('MAX_QUEUE'),
     maxNewTokensLimit,
     defaultMaxNewTokens,
-    rateLimit: {
-      max: read.int('RATE_LIMIT_MAX', DEFAULT_RATE_LIMIT_MAX, 0, 1_000_000_000),
-      windowMs: read.int('RATE_LIMIT_WINDOW_MS', DEFAULT_RATE_LIMIT_WINDOW_MS, 1, 86_400_000),
-    },
-    bodyLimitBytes: read.int('BODY_LIMIT_BYTES', DEFAULT_BODY_LIMIT_BYTES, 1024, 1 << 30),
-    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 0, 3_600_000),
+    rateLimit: { max: read.int('RATE_LIMIT_MAX'), windowMs: read.int('RATE_LIMIT_WINDOW_MS') },
+    bodyLimitBytes: read.int('BODY_LIMIT_BYTES'),
+    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS'),
     triton: {
       url: read.url('TRITON_URL'),
-      wire: read.oneOf('TRITON_WIRE', TRITON_WIRES, 'binary'),
-      timeoutMs: read.int('TRITON_TIMEOUT_MS', DEFAULT_TRITON_TIMEOUT_MS, 1, 3_600_000),
-      connections: read.int('TRITON_CONNECTIONS', DEFAULT_TRITON_CONNECTIONS, 1, 1024),
-      retries: read.int('TRITON_RETRIES', DEFAULT_TRITON_RETRIES, 0, 10),
-      breakerFailures: read.int(
-        'TRITON_BREAKER_FAILURES',
-        DEFAULT_TRITON_BREAKER_FAILURES,
-        1,
-        1000,
-      ),
-      breakerCooldownMs: read.int(
-        'TRITON_BREAKER_COOLDOWN_MS',
-        DEFAULT_TRITON_BREAKER_COOLDOWN_MS,
-        1,
-        3_600_000,
-      ),
-      startupTimeoutMs: read.int(
-        'TRITON_STARTUP_TIMEOUT_MS',
-        DEFAULT_TRITON_STARTUP_TIMEOUT_MS,
-        0,
-        86_400_000,
-      ),
-      maxBatchSize:
-        read.raw('TRITON_MAX_BATCH_SIZE') === undefined
-          ? undefined
-          : read.int('TRITON_MAX_BATCH_SIZE', 0, 0, 1_000_000),
-      seldonDeployment: read.raw('SELDON_DEPLOYMENT'),
-      seldonNamespace: read.raw('SELDON_NAMESPACE'),
-      seldonPredictor: read.raw('SELDON_PREDICTOR'),
-      seldonGraph: read.raw('SELDON_GRAPH'),
+      wire: read.oneOf('TRITON_WIRE', TRITON_WIRES),
+      timeoutMs: read.int('TRITON_TIMEOUT_MS'),
+      connections: read.int('TRITON_CONNECTIONS'),
+      retries: read.int('TRITON_RETRIES'),
+      breakerFailures: read.int('TRITON_BREAKER_FAILURES'),
+      breakerCooldownMs: read.int('TRITON_BREAKER_COOLDOWN_MS'),
+      startupTimeoutMs: read.int('TRITON_STARTUP_TIMEOUT_MS'),
+      maxBatchSize: read.int('TRITON_MAX_BATCH_SIZE'),
+      seldonDeployment: read.string('SELDON_DEPLOYMENT'),
+      seldonNamespace: read.string('SELDON_NAMESPACE'),
+      seldonPredictor: read.string('SELDON_PREDICTOR'),
+      seldonGraph: read.string('SELDON_GRAPH'),
     },
   };
   if (
@@ -231,6 +290,47 @@ export function loadConfig(env: Env): Config {
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);
+}
+
+/** `serve --help`'s list of variables, one group at a time, from SETTINGS. */
+export function settingsHelp(group: Setting['group'], width = 100): string {
+  const entries = Object.entries(SETTINGS as Record<SettingName, Setting>)
+    .filter(([, setting]) => setting.group === group)
+    .map(([name, setting]) => {
+      const shown = describe(setting);
+      return shown === undefined ? name : `${name} (${shown})`;
+    });
+  const lines: string[] = [];
+  let line = '';
+  for (const entry of entries) {
+    if (line !== '' && 2 + line.length + 2 + entry.length > width) {
+      lines.push(`  ${line}`);
+      line = '';
+    }
+    line = line === '' ? entry : `${line}  ${entry}`;
+  }
+  if (line !== '') lines.push(`  ${line}`);
+  return lines.join('\n');
+}
+
+function describe(setting: Setting): string | undefined {
+  const note = setting.note === undefined ? '' : `, ${setting.note}`;
+  switch (setting.kind) {
+    case 'choice':
+      // A short list reads best in full; a long one (LOG_LEVEL) by its default.
+      return setting.choices.length <= 3
+        ? [setting.fallback, ...setting.choices.filter((c) => c !== setting.fallback)].join(' | ')
+        : `${setting.fallback}${note}`;
+    case 'url':
+      return setting.note;
+    case 'string':
+    case 'int':
+      if (setting.fallback === undefined)
+        return setting.note ?? (setting.kind === 'int' ? 'unset' : undefined);
+      return `${setting.fallback}${note}`;
+    case 'bool':
+      return `${setting.fallback}${note}`;
+  }
 }
 
 function deepFreeze<T extends object>(value: T): T {

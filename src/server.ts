@@ -2,7 +2,7 @@
  * The process: read the environment once, build the backend and the app, listen, and shut down
  * gracefully on SIGTERM/SIGINT — refuse new generations (503 SHUTTING_DOWN, /readyz 503), let the
  * accepted ones finish (at most SHUTDOWN_TIMEOUT_MS), close the server, then the backend.
- * The only module that reads process.env (CONVENTIONS.md 1–2).
+ * The only module that reads process.env: everything below gets a frozen Config.
  */
 import { pino } from 'pino';
 import { buildApp, loggerOptions } from './app.js';
@@ -22,13 +22,9 @@ export async function runServer(env: Record<string, string | undefined>): Promis
     throw err;
   }
   const logger = pino(loggerOptions(config));
-  const { backend, model, registry } = await createBackend(config, logger);
+  const { backend, model } = await createBackend(config, logger);
+  // buildApp hands the backend the app's registry: /metrics serves its metrics too.
   const app = await buildApp(config, { backend, loggerInstance: logger, model });
-  // The backend's metrics (gpt2_gateway_upstream_*) are served on the app's /metrics too.
-  for (const { name } of registry?.getMetricsAsArray() ?? []) {
-    const metric = registry?.getSingleMetric(name);
-    if (metric !== undefined) app.gateway.metrics.registry.registerMetric(metric);
-  }
 
   let stopping: Promise<number> | undefined;
   const stop = (signal: string): Promise<number> => {

@@ -4,6 +4,9 @@
  * once and runs on every backend.
  */
 
+import type { Registry } from 'prom-client';
+import type { BackendErrorCode } from '../contract/errors.js';
+
 /** The serving variants the model builder makes (issue 2). */
 export type ModelVariant = 'logits' | 'last' | 'next-token' | 'kv';
 
@@ -62,26 +65,18 @@ export interface Backend {
   release(sequenceId: number): Promise<void>;
   /** Release every resource; after it, step() rejects. */
   close(): Promise<void>;
+  /**
+   * Register the backend's own metrics (e.g. gpt2_gateway_upstream_*) on the app's registry, so
+   * that /metrics serves them beside the gateway's. buildApp calls it once, before listening.
+   */
+  registerMetrics?(registry: Registry): void;
 }
 
 /**
- * Stable reasons a backend fails. The HTTP layer maps these to statuses in exactly one place
- * (CONVENTIONS.md 6); backends map their transport's errors onto them, handlers never see
- * transport errors.
+ * Stable reasons a backend fails (listed, with their HTTP answers, in src/contract/errors.ts).
+ * Backends map their transport's errors onto them; handlers never see transport errors.
  */
-export type BackendErrorCode =
-  /** Could not reach the model server (refused, reset before sending, DNS, breaker open). */
-  | 'BACKEND_UNAVAILABLE'
-  /** Connect, headers or body timeout. */
-  | 'BACKEND_TIMEOUT'
-  /** The model server answered with an error body or a non-2xx status. */
-  | 'BACKEND_ERROR'
-  /** The answer could not be understood (malformed JSON, wrong binary lengths, wrong shapes). */
-  | 'BACKEND_BAD_RESPONSE'
-  /** The model server says it is overloaded (its queue is full). */
-  | 'BACKEND_OVERLOADED'
-  /** The backend is closed or not initialised. */
-  | 'BACKEND_NOT_READY';
+export type { BackendErrorCode };
 
 export class BackendError extends Error {
   override readonly name = 'BackendError';

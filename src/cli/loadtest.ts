@@ -5,8 +5,8 @@ import { htmlReport } from '../loadtest/html-report.js';
 import { summarize } from '../loadtest/summary.js';
 import { textReport } from '../loadtest/text-report.js';
 import { vegetaTargets } from '../loadtest/vegeta-targets.js';
+import { integerFlag, runCommand } from './command.js';
 import { parseDuration } from './duration.js';
-import { oneLine } from './one-line.js';
 
 /** The origin notebook's prompt (6 GPT-2 tokens). */
 const DEFAULT_PROMPT = 'I enjoy working in Seldon';
@@ -45,56 +45,45 @@ Options:
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>['values'];
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parse(argv));
-  } catch (err) {
-    return usageError(oneLine((err as Error).message));
-  }
-  if (values.help === true) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  let plan: ReturnType<typeof planFrom>;
-  try {
-    plan = planFrom(values, positionals);
-  } catch (err) {
-    return usageError((err as Error).message);
-  }
-  if (values['vegeta-targets'] !== undefined) {
-    writeFileSync(values['vegeta-targets'], vegetaTargets(plan.url, plan.bodies, plan.headers));
-    const rate = plan.rate === 'max' ? `0 -max-workers=${plan.concurrency}` : String(plan.rate);
-    process.stderr.write(
-      `wrote ${plan.bodies.length} target(s) to ${values['vegeta-targets']}; run:\n  vegeta attack -format=json -targets=${values['vegeta-targets']} -rate=${rate} -duration=${values.duration} | vegeta report\n`,
-    );
-    return 0;
-  }
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  try {
-    const what = plan.rate === 'max' ? `${plan.concurrency} workers` : `${plan.rate} req/s`;
-    process.stderr.write(`loadtest: POST ${plan.url.href} at ${what} for ${values.duration}\n`);
-    const result = await attack({ ...plan, signal: controller.signal });
-    const summary = summarize(result);
-    const text = textReport(summary);
-    if (values.html !== undefined) {
-      writeFileSync(
-        values.html,
-        htmlReport(result, text, `gpt2-gateway loadtest: ${plan.url.href} at ${what}`),
+  return runCommand('loadtest', HELP, parseCommandLine, argv, async (args) => {
+    if (args.help) return 0;
+    const { values, plan } = args;
+    if (values['vegeta-targets'] !== undefined) {
+      writeFileSync(values['vegeta-targets'], vegetaTargets(plan.url, plan.bodies, plan.headers));
+      const rate = plan.rate === 'max' ? `0 -max-workers=${plan.concurrency}` : String(plan.rate);
+      process.stderr.write(
+        `wrote ${plan.bodies.length} target(s) to ${values['vegeta-targets']}; run:\n  vegeta attack -format=json -targets=${values['vegeta-targets']} -rate=${rate} -duration=${values.duration} | vegeta report\n`,
       );
+      return 0;
     }
-    process.stdout.write(values.json === true ? `${JSON.stringify(summary, null, 2)}\n` : text);
-    return summary.requests > 0 && summary.success === 0 ? 1 : 0;
-  } catch (err) {
-    process.stderr.write(
-      `gpt2-gateway loadtest: ${err instanceof Error ? err.message : String(err)}\n`,
-    );
-    return 1;
-  } finally {
-    process.removeListener('SIGINT', stop);
-  }
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once('SIGINT', stop);
+    try {
+      const what = plan.rate === 'max' ? `${plan.concurrency} workers` : `${plan.rate} req/s`;
+      process.stderr.write(`loadtest: POST ${plan.url.href} at ${what} for ${values.duration}\n`);
+      const result = await attack({ ...plan, signal: controller.signal });
+      const summary = summarize(result);
+      const text = textReport(summary);
+      if (values.html !== undefined) {
+        writeFileSync(
+          values.html,
+          htmlReport(result, text, `gpt2-gateway loadtest: ${plan.url.href} at ${what}`),
+        );
+      }
+      process.stdout.write(values.json === true ? `${JSON.stringify(summary, null, 2)}\n` : text);
+      return summary.requests > 0 && summary.success === 0 ? 1 : 0;
+    } finally {
+      process.removeListener('SIGINT', stop);
+    }
+  });
+}
+
+/** The flags and the plan they make; any mistake throws (exit 2 with its message). */
+function parseCommandLine(argv: string[]) {
+  const { values, positionals } = parse(argv);
+  if (values.help === true) return { help: true as const };
+  return { help: false as const, values, plan: planFrom(values, positionals) };
 }
 
 function parse(argv: string[]) {
@@ -145,7 +134,10 @@ function planFrom(values: ReturnType<typeof parse>['values'], positionals: strin
       `--rate '${values.rate}' must be a number above 0 and at most ${MAX_RATE}, or 'max'`,
     );
   }
-  const maxNewTokens = integer(values['max-new-tokens'], '--max-new-tokens', 1, 1024);
+  const maxNewTokens = integerFlag('--max-new-tokens', values['max-new-tokens'], {
+    min: 1,
+    max: 1024,
+  });
   const prompts = values.prompt ?? [DEFAULT_PROMPT];
   const headers: Record<string, string> = {};
   for (const h of values.header ?? []) {
@@ -157,9 +149,9 @@ function planFrom(values: ReturnType<typeof parse>['values'], positionals: strin
     url,
     rate,
     durationMs: parseDuration(values.duration, '--duration'),
-    maxRequests: integer(values['max-requests'], '--max-requests', 1, 10_000_000),
-    concurrency: integer(values.concurrency, '--concurrency', 1, 10_000),
-    maxInFlight: integer(values['max-in-flight'], '--max-in-flight', 1, 100_000),
+    maxRequests: integerFlag('--max-requests', values['max-requests'], { min: 1, max: 10_000_000 }),
+    concurrency: integerFlag('--concurrency', values.concurrency, { min: 1, max: 10_000 }),
+    maxInFlight: integerFlag('--max-in-flight', values['max-in-flight'], { min: 1, max: 100_000 }),
     timeoutMs: parseDuration(values.timeout, '--timeout'),
     bodies: prompts.map((prompt) =>
       JSON.stringify({
@@ -171,16 +163,4 @@ function planFrom(values: ReturnType<typeof parse>['values'], positionals: strin
     headers,
     stream: values.stream === true,
   } as const;
-}
-
-function integer(text: string, flag: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`${flag} '${text}' must be a whole number from ${min} to ${max}`);
-  return n;
-}
-
-function usageError(message: string): number {
-  process.stderr.write(`gpt2-gateway loadtest: ${message}\n`);
-  return 2;
 }

@@ -1,10 +1,10 @@
 /**
  * `gpt2-gateway model-server --repo DIR [--port 8000] [--host 0.0.0.0] [--model NAME]...`:
- * serve a Triton model repository over KServe v2 REST on the CPU (issue 4).
+ * serve a Triton model repository over KServe v2 REST on the CPU.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_INPUT_BYTES, ModelServer } from '../model-server/model-server.js';
-import { oneLine } from './one-line.js';
+import { integerFlag, runCommand, UsageError } from './command.js';
 
 const DEFAULT_PORT = 8000;
 const DEFAULT_HOST = '0.0.0.0';
@@ -25,66 +25,78 @@ Options:
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>['values'];
-  function parse(args: string[]) {
-    return parseArgs({
-      args,
-      options: {
-        repo: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        model: { type: 'string', multiple: true },
-        'http-max-input-size': { type: 'string' },
-        'legacy-status-codes': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
+  return runCommand('model-server', HELP, parse, argv, async (flags) => {
+    if (flags.help) return 0;
+    const server = await ModelServer.create({
+      repository: flags.repo,
+      maxInputBytes: flags.maxInputBytes,
+      legacyStatusCodes: flags.legacyStatusCodes,
+      ...(flags.models ? { models: flags.models } : {}),
     });
-  }
-  try {
-    values = parse(argv).values;
-  } catch (err) {
-    process.stderr.write(
-      `gpt2-gateway model-server: ${oneLine((err as Error).message)} (see --help)\n`,
-    );
-    return 2;
-  }
-  if (values.help === true) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  const fail = (msg: string): number => {
-    process.stderr.write(`gpt2-gateway model-server: ${msg}\n`);
-    return 2;
-  };
-  if (values.repo === undefined) return fail('--repo DIR is required (see --help)');
-  const port = Number(values.port ?? DEFAULT_PORT);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    return fail(`--port must be an integer 0..65535, not '${values.port}'`);
-  const maxInput = Number(values['http-max-input-size'] ?? DEFAULT_MAX_INPUT_BYTES);
-  if (!Number.isInteger(maxInput) || maxInput < 1)
-    return fail(`--http-max-input-size must be a positive integer`);
+    return serve(server, flags.port, flags.host);
+  });
+}
 
-  let server: ModelServer;
+type Flags =
+  | { help: true }
+  | {
+      help?: false;
+      repo: string;
+      port: number;
+      host: string;
+      models: string[] | undefined;
+      maxInputBytes: number;
+      legacyStatusCodes: boolean;
+    };
+
+function parse(argv: string[]): Flags {
+  let values: ReturnType<typeof parseFlags>['values'];
   try {
-    server = await ModelServer.create({
-      repository: values.repo,
-      maxInputBytes: maxInput,
-      legacyStatusCodes: values['legacy-status-codes'] === true,
-      ...(values.model ? { models: values.model } : {}),
-    });
+    values = parseFlags(argv).values;
   } catch (err) {
-    return fail(err instanceof Error ? err.message : String(err));
+    throw new UsageError(`${(err as Error).message} (see --help)`);
   }
-  const bound = await server.listen(port, values.host ?? DEFAULT_HOST);
+  if (values.help === true) return { help: true };
+  if (values.repo === undefined) throw new UsageError('--repo DIR is required (see --help)');
+  return {
+    repo: values.repo,
+    port: integerFlag('--port', values.port ?? String(DEFAULT_PORT), { min: 0, max: 65_535 }),
+    host: values.host ?? DEFAULT_HOST,
+    models: values.model,
+    maxInputBytes: integerFlag(
+      '--http-max-input-size',
+      values['http-max-input-size'] ?? String(DEFAULT_MAX_INPUT_BYTES),
+      { min: 1 },
+    ),
+    legacyStatusCodes: values['legacy-status-codes'] === true,
+  };
+}
+
+function parseFlags(args: string[]) {
+  return parseArgs({
+    args,
+    options: {
+      repo: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      model: { type: 'string', multiple: true },
+      'http-max-input-size': { type: 'string' },
+      'legacy-status-codes': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+}
+
+/** Listens until SIGTERM or SIGINT, then closes the server. */
+async function serve(server: ModelServer, port: number, host: string): Promise<number> {
+  const bound = await server.listen(port, host);
   const names = [...server.models.values()].map(
     (m) =>
       `${m.name} (v${m.version}, max_batch_size ${m.config.max_batch_size}${m.config.sequence_batching ? ', sequence batching' : ''})`,
   );
-  process.stdout.write(
-    `model-server: serving ${names.join(', ')} on http://${values.host ?? DEFAULT_HOST}:${bound}\n`,
-  );
+  process.stdout.write(`model-server: serving ${names.join(', ')} on http://${host}:${bound}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGTERM', stop);

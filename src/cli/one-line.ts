@@ -1,6 +1,6 @@
 /**
  * node's parseArgs explains some mistakes over three lines, the fix in the last ("use
- * '--rate=-XYZ'"); a CLI error is one line on stderr (CONVENTIONS), so join them, keep the fix.
+ * '--rate=-XYZ'"); a CLI error is one line on stderr, so join them and keep the fix.
  */
 export function oneLine(message: string): string {
   return message

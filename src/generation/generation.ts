@@ -21,17 +21,17 @@ export interface GeneratedToken {
   readonly text: string;
   readonly logprob: number;
   /** Duration of the backend step (for the whole batch) that produced this token. */
-  readonly backend_step_ms: number;
+  readonly backendStepMs: number;
   /** Since the previous token, or since the request arrived for the first token. */
-  readonly since_previous_ms: number;
+  readonly sincePreviousMs: number;
 }
 
 export interface GenerationTimings {
-  readonly queue_ms: number;
-  readonly time_to_first_token_ms: number;
+  readonly queueMs: number;
+  readonly timeToFirstTokenMs: number;
   /** Sum of the backend steps this generation took part in. */
-  readonly backend_ms: number;
-  readonly total_ms: number;
+  readonly backendMs: number;
+  readonly totalMs: number;
 }
 
 export interface GenerationOutcome {
@@ -108,8 +108,8 @@ export class Generation {
       id: result.tokenId,
       text,
       logprob: result.logprob,
-      backend_step_ms: round(stepMs),
-      since_previous_ms: round(nowMs - this.#lastTokenMs),
+      backendStepMs: round(stepMs),
+      sincePreviousMs: round(nowMs - this.#lastTokenMs),
     };
     this.#lastTokenMs = nowMs;
     this.#text += text;
@@ -127,10 +127,10 @@ export class Generation {
       text: this.#text,
       finishReason: this.#finish,
       timings: {
-        queue_ms: round(started - this.submittedMs),
-        time_to_first_token_ms: first === undefined ? 0 : first.since_previous_ms,
-        backend_ms: round(this.#backendMs),
-        total_ms: round(nowMs - this.spec.arrivalMs),
+        queueMs: round(started - this.submittedMs),
+        timeToFirstTokenMs: first === undefined ? 0 : first.sincePreviousMs,
+        backendMs: round(this.#backendMs),
+        totalMs: round(nowMs - this.spec.arrivalMs),
       },
     };
   }

@@ -1,5 +1,5 @@
 /**
- * Continuous batching with bounded concurrency and a bounded queue (issue 3, point 8).
+ * Continuous batching with bounded concurrency and a bounded queue.
  *
  * At most `maxBatchSize` generations are active; every step carries all of them in one
  * backend.step call, and a generation that finishes frees its slot for the next queued one at the
@@ -10,7 +10,7 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { type Backend, BackendError } from '../backends/backend.js';
-import { GatewayError } from '../http/errors.js';
+import { GatewayError } from '../contract/errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { Generation, type GenerationOutcome, type GenerationSpec } from './generation.js';
@@ -82,13 +82,8 @@ export class Scheduler {
    */
   submit(spec: GenerationSpec, signal?: AbortSignal): Promise<GenerationOutcome> {
     if (this.#draining) {
-      throw new GatewayError(
-        'SHUTTING_DOWN',
-        'the server is shutting down; retry on another instance',
-        {
-          retryAfterSeconds: MIN_RETRY_AFTER_SECONDS,
-        },
-      );
+      // The catalogue's message and Retry-After: retry soon, elsewhere.
+      throw new GatewayError('SHUTTING_DOWN');
     }
     const capacity = this.maxBatchSize + this.#options.maxQueue;
     if (this.#active.length + this.#queue.length >= capacity) {
@@ -216,12 +211,12 @@ export class Scheduler {
     for (const [i, job] of batch.entries()) {
       const result = results[i]!;
       const token = job.generation.accept(result, now - started, now);
-      if (token.index === 0) metrics.timeToFirstToken.observe(token.since_previous_ms / 1000);
-      else metrics.timePerOutputToken.observe(token.since_previous_ms / 1000);
+      if (token.index === 0) metrics.timeToFirstToken.observe(token.sincePreviousMs / 1000);
+      else metrics.timePerOutputToken.observe(token.sincePreviousMs / 1000);
       if (job.generation.finished) {
         const outcome = job.generation.outcome(now);
         metrics.generations.inc({ finish_reason: outcome.finishReason });
-        this.#remember(outcome.timings.total_ms / 1000);
+        this.#remember(outcome.timings.totalMs / 1000);
         await this.#end(job);
         job.resolve(outcome);
       }

@@ -1,5 +1,5 @@
 /**
- * Stop sequences over streamed text (issue 3, point 5). A stop string may span tokens, so text that
+ * Stop sequences over streamed text. A stop string may span tokens, so text that
  * could be the start of one is held back until it is known not to be; the returned text never
  * includes the stop string (OpenAI's semantics), and nothing is emitted that later turns out to
  * belong to one.

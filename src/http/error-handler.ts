@@ -1,31 +1,62 @@
 /**
- * The one error handler and the one error body (CONVENTIONS.md 7): whatever went wrong — a schema
- * violation, a bad content type, a full queue, a backend failure — the client gets
- * `{"error": {"code", "message"}}` with the status of ERROR_STATUS. 5xx messages stay generic;
- * the full error goes to the log under `err`.
+ * The one error handler and the one error body: whatever went wrong — a schema violation, a bad
+ * content type, a full queue, a backend failure — the client gets `{"error": {"code", "message"}}`
+ * with the status of the code's record in the error catalogue (src/contract/errors.ts), and the
+ * log line and metric that record asks for. 5xx messages stay generic; the full error goes to the
+ * log under `err`.
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
 import { BackendError } from '../backends/backend.js';
+import { ERRORS, GatewayError } from '../contract/errors.js';
 import { GenerationCancelledError } from '../generation/scheduler.js';
-import type { GatewayMetrics, RejectionReason } from '../metrics/metrics.js';
-import { type ErrorCode, fromBackendError, GatewayError } from './errors.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
 import { MAX_STOP_LENGTH, MAX_STOP_SEQUENCES } from './schemas.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
-const REJECTION_REASONS: Partial<Record<ErrorCode, RejectionReason>> = {
-  INVALID_JSON: 'invalid_request',
-  INVALID_REQUEST: 'invalid_request',
-  CONTEXT_LENGTH_EXCEEDED: 'context_length',
-  PAYLOAD_TOO_LARGE: 'payload_too_large',
-  UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
-  RATE_LIMITED: 'rate_limited',
-  QUEUE_FULL: 'queue_full',
-  SHUTTING_DOWN: 'shutting_down',
-};
+/**
+ * A backend failure as the client sees it: the catalogue's message (details go to the log, under
+ * `err`), and the backend's Retry-After hint for the codes worth retrying.
+ */
+function fromBackendError(err: BackendError): GatewayError {
+  const retryable = ERRORS[err.code].retryAfterSeconds !== undefined;
+  return new GatewayError(err.code, undefined, {
+    cause: err,
+    ...(retryable && err.retryAfterSeconds !== undefined
+      ? { retryAfterSeconds: err.retryAfterSeconds }
+      : {}),
+  });
+}
 
-/** The gateway's own "not ready yet" answers (/readyz, /info, /complete before the model loads). */
-const NOT_READY_CODES: ReadonlySet<ErrorCode> = new Set(['NOT_READY', 'BACKEND_NOT_READY']);
+/**
+ * The one decision of what an error answer leaves behind, before the headers went out (the error
+ * handler) or after (an SSE `error` event): the rejections metric, and one log line of the kind
+ * the code's catalogue record names.
+ */
+export function recordError(
+  log: FastifyBaseLogger,
+  metrics: GatewayMetrics,
+  error: GatewayError,
+  err: unknown,
+): void {
+  const { reason, log: kind } = error.record;
+  if (reason !== undefined) metrics.rejections.inc({ reason });
+  switch (kind) {
+    case 'refusal':
+      // The service working as designed: one warn line, not a stack per refused request.
+      log.warn(error.body(), 'refused');
+      break;
+    case 'failure':
+      log.error({ err }, error.message);
+      break;
+    case 'gone':
+      log.info('client went away');
+      break;
+    case 'client':
+      // The response line (status, route) is the record of a client's mistake.
+      break;
+  }
+}
 
 interface AjvError {
   keyword: string;
@@ -136,16 +167,7 @@ export function installErrorHandler(
       (request.routeOptions.schema?.body as { properties?: object } | undefined)?.properties ?? {},
     );
     const error = toClientError(err, allowed, bodyLimit);
-    const reason = REJECTION_REASONS[error.code];
-    if (reason !== undefined) metrics.rejections.inc({ reason });
-    // A full queue or a drain is the service working as designed under load: one warn line, not
-    // an error with a stack per refused request (the rejections metric counts them). So is our
-    // own not-ready answer: during an upstream outage every probe and request would log a stack.
-    const refusal =
-      reason !== undefined || (err instanceof GatewayError && NOT_READY_CODES.has(error.code));
-    if (refusal && error.statusCode >= 500) request.log.warn(error.body(), 'refused');
-    else if (error.statusCode >= 500) request.log.error({ err }, error.message);
-    else if (error.code === 'CLIENT_CLOSED_REQUEST') request.log.info('client went away');
+    recordError(request.log, metrics, error, err);
     if (error.retryAfterSeconds !== undefined) {
       reply.header('retry-after', String(error.retryAfterSeconds));
     }

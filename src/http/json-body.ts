@@ -6,7 +6,7 @@
  * content coding (RFC 9110 §15.5.16).
  */
 import type { FastifyRequest } from 'fastify';
-import { GatewayError } from './errors.js';
+import { GatewayError } from '../contract/errors.js';
 
 const UTF8 = new Set(['utf-8', 'utf8']);
 

@@ -1,10 +1,12 @@
 /**
- * JSON schemas of every route: they drive validation, serialization, and are what openapi.yaml
- * describes (CONVENTIONS.md 8). The TypeScript types beside them are the handlers' view.
+ * JSON schemas of every route: they drive validation and serialization, openapi.yaml describes
+ * them (test/http/openapi.test.ts holds the two equal), and the handlers' request body types are
+ * derived from them (json-schema-to-ts's FromSchema), so the three have one source.
  */
-import { ERROR_STATUS, type ErrorCode } from './errors.js';
+import type { FromSchema } from 'json-schema-to-ts';
+import { ERROR_CODES, ERRORS, type ErrorCode } from '../contract/errors.js';
 
-/** OpenAI and TGI both cap stop sequences at 4 (peer-survey 1a). */
+/** OpenAI's API and Hugging Face TGI both cap stop sequences at 4. */
 export const MAX_STOP_SEQUENCES = 4;
 export const MAX_STOP_LENGTH = 256;
 
@@ -19,19 +21,12 @@ export const errorBodySchema = {
       additionalProperties: false,
       required: ['code', 'message'],
       properties: {
-        code: { type: 'string', enum: Object.keys(ERROR_STATUS) },
+        code: { type: 'string', enum: ERROR_CODES },
         message: { type: 'string' },
       },
     },
   },
 } as const;
-
-export interface CompleteBody {
-  prompt: string;
-  max_new_tokens?: number;
-  stop?: string | string[];
-  stream?: boolean;
-}
 
 export function completeBodySchema(maxNewTokensLimit: number) {
   return {
@@ -55,6 +50,8 @@ export function completeBodySchema(maxNewTokensLimit: number) {
     },
   } as const;
 }
+
+export type CompleteBody = FromSchema<ReturnType<typeof completeBodySchema>>;
 
 const tokenSchema = {
   type: 'object',
@@ -141,16 +138,14 @@ export const doneEventSchema = {
   properties: completionFields,
 } as const;
 
-export interface TokenizeBody {
-  text: string;
-}
-
 export const tokenizeBodySchema = {
   type: 'object',
   additionalProperties: false,
   required: ['text'],
   properties: { text: { type: 'string' } },
 } as const;
+
+export type TokenizeBody = FromSchema<typeof tokenizeBodySchema>;
 
 export const tokenizeResponseSchema = {
   type: 'object',
@@ -238,6 +233,6 @@ export const healthSchema = {
 /** Response schemas for the error statuses a route can answer with. */
 export function errorResponses(codes: readonly ErrorCode[]): Record<number, { $ref: string }> {
   const out: Record<number, { $ref: string }> = {};
-  for (const code of codes) out[ERROR_STATUS[code]] = { $ref: 'ErrorBody#' };
+  for (const code of codes) out[ERRORS[code].status] = { $ref: 'ErrorBody#' };
   return out;
 }

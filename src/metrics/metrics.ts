@@ -1,9 +1,10 @@
 /**
- * The gateway's Prometheus metrics (names fixed in CONTRACTS.md), on a Registry of their own per
- * app so that tests and several apps in one process never share state (CONVENTIONS.md 9).
+ * The gateway's Prometheus metrics (their names are public: README "Monitoring" lists them), on the
+ * Registry of one app (buildApp creates it) so that tests and several apps in one process never
+ * share state.
  * Labels are bounded: route templates, methods, statuses, reasons — never a prompt, id or URL.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from 'prom-client';
 
 const PREFIX = 'gpt2_gateway_';
 const MISNAMED_DEFAULT_GAUGES = [
@@ -15,93 +16,88 @@ const MISNAMED_DEFAULT_GAUGES = [
 const SECONDS_BUCKETS = Array.from({ length: 18 }, (_, i) => 0.0005 * 2 ** i);
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
-export type RejectionReason =
-  | 'invalid_request'
-  | 'context_length'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'rate_limited'
-  | 'queue_full'
-  | 'shutting_down';
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
 
-export class GatewayMetrics {
-  readonly registry = new Registry();
-  readonly httpRequests = new Counter({
-    name: `${PREFIX}http_requests_total`,
-    help: 'HTTP requests answered, by route template, method and status code.',
-    labelNames: ['route', 'method', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly httpDuration = new Histogram({
-    name: `${PREFIX}http_request_duration_seconds`,
-    help: 'Time from request arrival to the last byte of the response.',
-    labelNames: ['route', 'method', 'status'] as const,
-    buckets: SECONDS_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly timeToFirstToken = new Histogram({
-    name: `${PREFIX}time_to_first_token_seconds`,
-    help: 'From request arrival (before tokenizing and queueing) to the first generated token.',
-    buckets: SECONDS_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly timePerOutputToken = new Histogram({
-    name: `${PREFIX}time_per_output_token_seconds`,
-    help: 'Time between consecutive generated tokens of one generation.',
-    buckets: SECONDS_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly promptTokens = new Counter({
-    name: `${PREFIX}prompt_tokens_total`,
-    help: 'Prompt tokens of admitted generations.',
-    registers: [this.registry],
-  });
-  readonly generatedTokens = new Counter({
-    name: `${PREFIX}generated_tokens_total`,
-    help: 'Tokens generated (including EOS and tokens of generations that were cancelled).',
-    registers: [this.registry],
-  });
-  readonly backendStep = new Histogram({
-    name: `${PREFIX}backend_step_duration_seconds`,
-    help: 'Duration of one backend step (one forward pass for the whole batch).',
-    labelNames: ['backend', 'variant'] as const,
-    buckets: SECONDS_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly batchSize = new Histogram({
-    name: `${PREFIX}backend_batch_size`,
-    help: 'Sequences carried by one backend step.',
-    buckets: BATCH_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly inFlight = new Gauge({
-    name: `${PREFIX}generations_in_flight`,
-    help: 'Generations being stepped now.',
-    registers: [this.registry],
-  });
-  readonly queued = new Gauge({
-    name: `${PREFIX}generations_queued`,
-    help: 'Generations waiting for a batch slot.',
-    registers: [this.registry],
-  });
-  readonly rejections = new Counter({
-    name: `${PREFIX}rejections_total`,
-    help: 'Requests refused before generation, by reason.',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  readonly generations = new Counter({
-    name: `${PREFIX}generations_total`,
-    help: 'Generations ended, by finish reason (length, eos, stop, cancelled, error).',
-    labelNames: ['finish_reason'] as const,
-    registers: [this.registry],
-  });
-
-  constructor() {
-    // Unprefixed (process_*, nodejs_*), as every dashboard for Node services expects.
-    collectDefaultMetrics({ register: this.registry });
-    // prom-client also exports these gauges under a *_total name, which `promtool check metrics`
-    // flags (only counters end in _total); the same numbers stay under the names without it.
-    for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
-  }
+/** The gateway's metrics, registered on `registry` (the app's one registry). */
+export function createGatewayMetrics(registry: Registry) {
+  const registers = [registry];
+  const metrics = {
+    registry,
+    httpRequests: new Counter({
+      name: `${PREFIX}http_requests_total`,
+      help: 'HTTP requests answered, by route template, method and status code.',
+      labelNames: ['route', 'method', 'status'] as const,
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: `${PREFIX}http_request_duration_seconds`,
+      help: 'Time from request arrival to the last byte of the response.',
+      labelNames: ['route', 'method', 'status'] as const,
+      buckets: SECONDS_BUCKETS,
+      registers,
+    }),
+    timeToFirstToken: new Histogram({
+      name: `${PREFIX}time_to_first_token_seconds`,
+      help: 'From request arrival (before tokenizing and queueing) to the first generated token.',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    }),
+    timePerOutputToken: new Histogram({
+      name: `${PREFIX}time_per_output_token_seconds`,
+      help: 'Time between consecutive generated tokens of one generation.',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    }),
+    promptTokens: new Counter({
+      name: `${PREFIX}prompt_tokens_total`,
+      help: 'Prompt tokens of admitted generations.',
+      registers,
+    }),
+    generatedTokens: new Counter({
+      name: `${PREFIX}generated_tokens_total`,
+      help: 'Tokens generated (including EOS and tokens of generations that were cancelled).',
+      registers,
+    }),
+    backendStep: new Histogram({
+      name: `${PREFIX}backend_step_duration_seconds`,
+      help: 'Duration of one backend step (one forward pass for the whole batch).',
+      labelNames: ['backend', 'variant'] as const,
+      buckets: SECONDS_BUCKETS,
+      registers,
+    }),
+    batchSize: new Histogram({
+      name: `${PREFIX}backend_batch_size`,
+      help: 'Sequences carried by one backend step.',
+      buckets: BATCH_BUCKETS,
+      registers,
+    }),
+    inFlight: new Gauge({
+      name: `${PREFIX}generations_in_flight`,
+      help: 'Generations being stepped now.',
+      registers,
+    }),
+    queued: new Gauge({
+      name: `${PREFIX}generations_queued`,
+      help: 'Generations waiting for a batch slot.',
+      registers,
+    }),
+    rejections: new Counter({
+      name: `${PREFIX}rejections_total`,
+      help: 'Requests refused before generation, by reason.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    generations: new Counter({
+      name: `${PREFIX}generations_total`,
+      help: 'Generations ended, by finish reason (length, eos, stop, cancelled, error).',
+      labelNames: ['finish_reason'] as const,
+      registers,
+    }),
+  };
+  // Unprefixed (process_*, nodejs_*), as every dashboard for Node services expects.
+  collectDefaultMetrics({ register: registry });
+  // prom-client also exports these gauges under a *_total name, which `promtool check metrics`
+  // flags (only counters end in _total); the same numbers stay under the names without it.
+  for (const name of MISNAMED_DEFAULT_GAUGES) registry.removeSingleMetric(name);
+  return metrics;
 }

@@ -33,31 +33,35 @@ describe('gpt2-gateway model-server (CLI)', () => {
     assert.match(r.out, /--legacy-status-codes/);
   });
 
-  it('says what is wrong in one line and exits 2', async () => {
+  it('says what is wrong in one line: exit 2 for a usage mistake, 1 for a repository it cannot serve', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'gpt2-empty-repo-'));
     try {
-      const cases: [string[], string][] = [
-        [[], 'gpt2-gateway model-server: --repo DIR is required (see --help)\n'],
+      const cases: [string[], number, string][] = [
+        [[], 2, 'gpt2-gateway model-server: --repo DIR is required (see --help)\n'],
         [
           ['--repo', empty, '--port', 'x'],
-          "gpt2-gateway model-server: --port must be an integer 0..65535, not 'x'\n",
+          2,
+          "gpt2-gateway model-server: --port 'x' must be a whole number from 0 to 65535\n",
         ],
         [
           ['--repo', empty, '--frob'],
+          2,
           "gpt2-gateway model-server: Unknown option '--frob' (see --help)\n",
         ],
         [
           ['--repo', empty],
+          1,
           `gpt2-gateway model-server: model repository ${empty} has no models (expected <repo>/<name>/1/model.onnx)\n`,
         ],
         [
           ['--repo', join(empty, 'missing')],
+          1,
           `gpt2-gateway model-server: cannot read model repository ${join(empty, 'missing')}: ENOENT\n`,
         ],
       ];
-      for (const [argv, err] of cases) {
+      for (const [argv, code, err] of cases) {
         const r = await capture(argv);
-        assert.deepEqual([r.code, r.err], [2, err], argv.join(' '));
+        assert.deepEqual([r.code, r.err], [code, err], argv.join(' '));
       }
     } finally {
       await rm(empty, { recursive: true, force: true });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { run } from '../../src/cli/serve.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, SETTINGS, type Setting } from '../../src/config.js';
 
 /** Every variable loadConfig reads, found by watching it read (no list to keep in sync). */
 function variablesRead(): string[] {
@@ -48,4 +48,16 @@ test('the README documents every environment variable the config reads', () => {
     variablesRead().filter((name) => !readme.includes(`\`${name}\``)),
     [],
   );
+});
+
+test("serve --help shows each variable's default from the config table, the one home of it", async () => {
+  const help = await helpText();
+  for (const [name, setting] of Object.entries(SETTINGS as Record<string, Setting>)) {
+    if (setting.kind === 'url' || setting.fallback === undefined) continue;
+    assert.match(help, new RegExp(`\\b${name} \\(${String(setting.fallback)}\\b`), name);
+  }
+  // The table's default is what loadConfig gives when the variable is unset.
+  const config = loadConfig({});
+  assert.equal(config.triton.startupTimeoutMs, SETTINGS.TRITON_STARTUP_TIMEOUT_MS.fallback);
+  assert.equal(config.port, SETTINGS.PORT.fallback);
 });

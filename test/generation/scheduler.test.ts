@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
+import { Registry } from 'prom-client';
 import { BackendError } from '../../src/backends/backend.js';
+import { GatewayError } from '../../src/contract/errors.js';
 import type { GenerationSpec } from '../../src/generation/generation.js';
 import { GenerationCancelledError, Scheduler } from '../../src/generation/scheduler.js';
-import { GatewayError } from '../../src/http/errors.js';
-import { GatewayMetrics } from '../../src/metrics/metrics.js';
+import { createGatewayMetrics } from '../../src/metrics/metrics.js';
 import { loadGpt2Tokenizer } from '../../src/tokenizer/gpt2-tokenizer.js';
 import { ToyBackend, toyNext } from '../support/toy-backend.js';
 
@@ -13,7 +14,7 @@ const tokenizer = loadGpt2Tokenizer();
 
 function setup(maxBatchSize: number, maxQueue: number) {
   const backend = new ToyBackend();
-  const metrics = new GatewayMetrics();
+  const metrics = createGatewayMetrics(new Registry());
   const scheduler = new Scheduler({ backend, tokenizer, metrics, maxBatchSize, maxQueue });
   return { backend, metrics, scheduler };
 }
@@ -113,7 +114,7 @@ test('a token id outside the vocabulary is a bad backend response, not a crash',
   const scheduler = new Scheduler({
     backend,
     tokenizer,
-    metrics: new GatewayMetrics(),
+    metrics: createGatewayMetrics(new Registry()),
     maxBatchSize: 1,
     maxQueue: 1,
   });

@@ -132,3 +132,94 @@ test('not-ready answers (/readyz, /info, /complete) log one warn line each, neve
     ],
   );
 });
+
+/** A pino sink that keeps every record. */
+function recordSink(): { sink: Writable; records: () => Record<string, unknown>[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { sink, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
+}
+
+test('probes and scrapes (/healthz, /readyz, /metrics) log at debug; other routes at info', async () => {
+  for (const level of ['info', 'debug'] as const) {
+    const { sink, records } = recordSink();
+    const config = testConfig({ LOG_LEVEL: level });
+    const { app } = await toyApp(
+      { LOG_LEVEL: level },
+      { loggerInstance: pino(loggerOptions(config), sink) },
+    );
+    for (const url of ['/healthz', '/readyz', '/metrics', '/info']) {
+      assert.equal((await app.inject({ method: 'GET', url })).statusCode, 200, url);
+    }
+    await app.close();
+    const completed = records()
+      .filter((r) => r.msg === 'request completed')
+      .map((r) => [(r.req as { url?: string } | undefined)?.url, r.level]);
+    // pino's request-completed line names the request only by id; map ids back to the urls.
+    const urls = new Map(
+      records()
+        .filter((r) => r.msg === 'incoming request')
+        .map((r) => [r.reqId, (r.req as { url: string }).url]),
+    );
+    const completedUrls = records()
+      .filter((r) => r.msg === 'request completed')
+      .map((r) => [urls.get(r.reqId), r.level]);
+    if (level === 'info') {
+      assert.deepEqual(completedUrls, [['/info', 30]], 'only /info at info level');
+    } else {
+      assert.deepEqual(completedUrls, [
+        ['/healthz', 20],
+        ['/readyz', 20],
+        ['/metrics', 20],
+        ['/info', 30],
+      ]);
+    }
+    assert.equal(completed.length, completedUrls.length);
+  }
+});
+
+test('a failure mid-stream is logged by its catalogue record, as before the headers', async () => {
+  const cases = [
+    // The backend closed under the generation (shutdown): a refusal, one warn line.
+    { err: new BackendError('BACKEND_NOT_READY', 'closed'), warn: 1, error: 0 },
+    // The model server broke: an error with the failure under `err`.
+    { err: new BackendError('BACKEND_ERROR', 'model exploded mid-stream'), warn: 0, error: 1 },
+  ];
+  for (const c of cases) {
+    const { sink, records } = recordSink();
+    const config = testConfig();
+    const backend = new ToyBackend();
+    const { app } = await toyApp(
+      {},
+      { backend, loggerInstance: pino(loggerOptions(config), sink) },
+    );
+    const open = backend.hold();
+    const pending = app.inject({
+      method: 'POST',
+      url: '/complete',
+      payload: { prompt: 'hello there', max_new_tokens: 4, stream: true },
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    backend.failNext = c.err;
+    open();
+    const res = await pending;
+    assert.equal(res.statusCode, 200);
+    assert.match(res.body, new RegExp(`event: error\\ndata: .*"code":"${c.err.code}"`));
+    await app.close();
+    const all = records();
+    const warns = all.filter((r) => r.level === 40);
+    const errors = all.filter((r) => (r.level as number) >= 50);
+    assert.equal(warns.length, c.warn, `${c.err.code}: warn lines`);
+    assert.equal(errors.length, c.error, `${c.err.code}: error lines`);
+    if (c.warn === 1) {
+      assert.equal(warns[0]!.msg, 'refused');
+      assert.equal(warns[0]!.err, undefined, 'no stack for a refusal');
+    }
+    if (c.error === 1) assert.match(JSON.stringify(errors[0]!.err), /model exploded mid-stream/);
+  }
+});

@@ -1,13 +1,19 @@
 /**
- * Holds the implementation to openapi.yaml (CONVENTIONS.md 5, 8): the same routes, the same
- * schemas (descriptions aside), and the same error codes per route and status.
+ * Holds the implementation to openapi.yaml: the same routes, the same schemas (descriptions
+ * aside), and the same error codes per route and status; and every record of the error catalogue
+ * complete.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { parse } from 'yaml';
-import { ERROR_STATUS } from '../../src/http/errors.js';
+import {
+  ERROR_CODES,
+  ERRORS,
+  type ErrorCode,
+  REJECTION_REASONS,
+} from '../../src/contract/errors.js';
 import { COMPLETE_ERROR_CODES } from '../../src/http/routes/complete.js';
 import { TOKENIZE_ERROR_CODES } from '../../src/http/routes/tokenize.js';
 import * as schemas from '../../src/http/schemas.js';
@@ -78,10 +84,10 @@ function documentedErrors(path: string, method: string): Record<string, string[]
   return out;
 }
 
-function byStatus(codes: readonly (keyof typeof ERROR_STATUS)[]): Record<string, string[]> {
+function byStatus(codes: readonly ErrorCode[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const code of codes) {
-    const status = String(ERROR_STATUS[code]);
+    const status = String(ERRORS[code].status);
     out[status] = [...(out[status] ?? []), code];
   }
   for (const list of Object.values(out)) list.sort();
@@ -106,8 +112,40 @@ test('every error code in the code is documented, with its status', () => {
   }
   assert.deepEqual(
     Object.fromEntries([...documented].sort()),
-    Object.fromEntries(Object.entries(ERROR_STATUS).sort()),
+    Object.fromEntries(ERROR_CODES.map((code) => [code, ERRORS[code].status]).sort()),
   );
+});
+
+test('every catalogue record is complete and consistent', () => {
+  const kinds = ['client', 'refusal', 'failure', 'gone'];
+  for (const code of ERROR_CODES) {
+    const r = ERRORS[code];
+    assert.deepEqual(
+      Object.keys(r).sort(),
+      ['log', 'message', 'reason', 'retryAfterSeconds', 'status'],
+      `${code}: every field present`,
+    );
+    assert.ok(Number.isInteger(r.status) && r.status >= 400 && r.status < 600, `${code}: status`);
+    assert.ok(r.message.trim().length > 0, `${code}: a client message`);
+    assert.ok(kinds.includes(r.log), `${code}: a log kind`);
+    assert.ok(
+      r.retryAfterSeconds === undefined ||
+        (Number.isInteger(r.retryAfterSeconds) && r.retryAfterSeconds > 0),
+      `${code}: Retry-After in whole seconds`,
+    );
+    assert.ok(
+      r.reason === undefined || REJECTION_REASONS.includes(r.reason),
+      `${code}: a known metric reason`,
+    );
+    // A client mistake is a 4xx; anything logged as a refusal or failure is the server's side.
+    if (r.log === 'client') assert.ok(r.status < 500, `${code}: client kind but ${r.status}`);
+    if (r.log === 'refusal' || r.log === 'failure') {
+      assert.ok(r.status >= 500, `${code}: ${r.log} but ${r.status}`);
+    }
+  }
+  // Every reason the rejections metric documents is used by some code.
+  const used = new Set(ERROR_CODES.map((code) => ERRORS[code].reason));
+  for (const reason of REJECTION_REASONS) assert.ok(used.has(reason), `${reason} unused`);
 });
 
 test('live answers use documented statuses and codes', async () => {

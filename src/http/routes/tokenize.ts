@@ -1,6 +1,7 @@
 /** POST /tokenize: the ids and per-token text GPT-2's BPE gives a string (like TGI's /tokenize). */
-import type { FastifyInstance } from 'fastify';
-import type { GatewayContext } from '../context.js';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ErrorCode } from '../../contract/errors.js';
+import type { Gpt2Tokenizer } from '../../tokenizer/gpt2-tokenizer.js';
 import { refuseUnreadableJsonBody } from '../json-body.js';
 import {
   errorResponses,
@@ -16,28 +17,33 @@ export const TOKENIZE_ERROR_CODES = [
   'UNSUPPORTED_MEDIA_TYPE',
   'RATE_LIMITED',
   'INTERNAL_ERROR',
-] as const;
+] as const satisfies readonly ErrorCode[];
 
-export function tokenizeRoute(ctx: GatewayContext, rateLimit: object | undefined) {
-  return async function register(app: FastifyInstance): Promise<void> {
-    app.post<{ Body: TokenizeBody }>(
-      '/tokenize',
-      {
-        config: rateLimit === undefined ? {} : { rateLimit },
-        preParsing: refuseUnreadableJsonBody,
-        schema: {
-          body: tokenizeBodySchema,
-          response: { 200: tokenizeResponseSchema, ...errorResponses(TOKENIZE_ERROR_CODES) },
-        },
-      },
-      async (request) => {
-        const ids = ctx.tokenizer.encode(request.body.text);
-        return {
-          ids,
-          tokens: ids.map((id) => ({ id, text: ctx.tokenizer.tokenText(id) })),
-          count: ids.length,
-        };
-      },
-    );
-  };
+export interface TokenizeRouteOptions {
+  readonly tokenizer: Gpt2Tokenizer;
+  /** @fastify/rate-limit's per-route options; absent: no limit. */
+  readonly rateLimit: object | undefined;
 }
+
+export const tokenizeRoute: FastifyPluginAsync<TokenizeRouteOptions> = async (app, opts) => {
+  const { tokenizer } = opts;
+  app.post<{ Body: TokenizeBody }>(
+    '/tokenize',
+    {
+      config: opts.rateLimit === undefined ? {} : { rateLimit: opts.rateLimit },
+      preParsing: refuseUnreadableJsonBody,
+      schema: {
+        body: tokenizeBodySchema,
+        response: { 200: tokenizeResponseSchema, ...errorResponses(TOKENIZE_ERROR_CODES) },
+      },
+    },
+    async (request) => {
+      const ids = tokenizer.encode(request.body.text);
+      return {
+        ids,
+        tokens: ids.map((id) => ({ id, text: tokenizer.tokenText(id) })),
+        count: ids.length,
+      };
+    },
+  );
+};

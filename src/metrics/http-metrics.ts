@@ -3,12 +3,23 @@
  * (`/complete`), or `unmatched` for 404s, so a scanner cannot grow the label set.
  */
 import type { FastifyInstance } from 'fastify';
-import type { GatewayContext } from './context.js';
+import type { GatewayMetrics } from './metrics.js';
 
-export function installHttpMetrics(app: FastifyInstance, ctx: GatewayContext): void {
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** performance.now() at arrival: every timing in a response counts from it. */
+    arrivalMs: number;
+  }
+}
+
+export function installHttpMetrics(
+  app: FastifyInstance,
+  metrics: GatewayMetrics,
+  now: () => number,
+): void {
   app.decorateRequest('arrivalMs', 0);
   app.addHook('onRequest', async (request) => {
-    request.arrivalMs = ctx.now();
+    request.arrivalMs = now();
   });
   app.addHook('onResponse', async (request, reply) => {
     const labels = {
@@ -16,7 +27,7 @@ export function installHttpMetrics(app: FastifyInstance, ctx: GatewayContext): v
       method: request.method,
       status: String(reply.statusCode),
     };
-    ctx.metrics.httpRequests.inc(labels);
-    ctx.metrics.httpDuration.observe(labels, (ctx.now() - request.arrivalMs) / 1000);
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, (now() - request.arrivalMs) / 1000);
   });
 }
