@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ERROR_STATUS } from '../../src/http/errors.js';
+import { ERRORS, type ErrorCode } from '../../src/contract/errors.js';
 import {
   chatCompletionsNotSupported,
   checkModel,
@@ -31,10 +31,10 @@ test('/v1/chat/completions is a 404 that names /v1/completions', () => {
 });
 
 test('gateway errors keep their status and Retry-After and get OpenAI type, code and param', () => {
-  const at = (code: keyof typeof ERROR_STATUS, retryAfterSeconds?: number) =>
+  const at = (code: ErrorCode, retryAfterSeconds?: number) =>
     fromGatewayError({
       code,
-      statusCode: ERROR_STATUS[code],
+      statusCode: ERRORS[code].status,
       message: `m-${code}`,
       retryAfterSeconds,
     });
@@ -76,7 +76,7 @@ test('gateway errors keep their status and Retry-After and get OpenAI type, code
 });
 
 test('every code the gateway has today maps to a type that fits its status', () => {
-  for (const [code, status] of Object.entries(ERROR_STATUS)) {
+  for (const [code, { status }] of Object.entries(ERRORS)) {
     const error = fromGatewayError({ code, statusCode: status, message: 'x' });
     assert.equal(error.status, status, code);
     const expected =
