@@ -15,7 +15,7 @@ import * as ort from 'onnxruntime-node';
 import { buildOnnxModel } from '../src/model/build.js';
 import { NAMED_CONFIGS } from '../src/model/configs.js';
 import { readModelMetadata } from '../src/model/metadata.js';
-import { understandSignature } from '../src/model/signature.js';
+import { understandSignature } from '../src/contract/signature.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

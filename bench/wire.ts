@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import { buildApp } from '../src/app.js';
-import type { ModelVariant } from '../src/backends/backend.js';
+import type { ModelVariant } from '../src/contract/model.js';
 import { TritonBackend } from '../src/backends/triton/triton-backend.js';
 import { loadConfig } from '../src/config.js';
 import { isNamedConfig, NAMED_CONFIGS } from '../src/model/configs.js';

@@ -87,6 +87,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     return503OnClosing: false,
   });
   const metrics = new GatewayMetrics();
+  // The backend's own metrics (gpt2_gateway_upstream_* for Triton) join the app's registry.
+  deps.backend.registerMetrics?.(metrics.registry);
   const tokenizer = deps.tokenizer ?? loadGpt2Tokenizer();
   const now = deps.now ?? (() => performance.now());
   const scheduler = new Scheduler({

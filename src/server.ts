@@ -22,13 +22,8 @@ export async function runServer(env: Record<string, string | undefined>): Promis
     throw err;
   }
   const logger = pino(loggerOptions(config));
-  const { backend, model, registry } = await createBackend(config, logger);
+  const { backend, model } = await createBackend(config, logger);
   const app = await buildApp(config, { backend, loggerInstance: logger, model });
-  // The backend's metrics (gpt2_gateway_upstream_*) are served on the app's /metrics too.
-  for (const { name } of registry?.getMetricsAsArray() ?? []) {
-    const metric = registry?.getSingleMetric(name);
-    if (metric !== undefined) app.gateway.metrics.registry.registerMetric(metric);
-  }
 
   let stopping: Promise<number> | undefined;
   const stop = (signal: string): Promise<number> => {

@@ -1,11 +1,9 @@
 /**
- * The one seam between generation and inference (DESIGN.md "The data path").
- * Everything above it — the greedy loop, stop rules, timings, batching, streaming — is written
- * once and runs on every backend.
+ * The one seam between generation and inference. Everything above it — the greedy loop, stop
+ * rules, timings, batching, streaming — is written once and runs on every backend.
  */
-
-/** The serving variants the model builder makes (issue 2). */
-export type ModelVariant = 'logits' | 'last' | 'next-token' | 'kv';
+import type { Registry } from 'prom-client';
+import type { ModelVariant } from '../contract/model.js';
 
 /** What a backend understood about its model; reported by /info and /readyz. */
 export interface BackendDescription {
@@ -62,6 +60,11 @@ export interface Backend {
   release(sequenceId: number): Promise<void>;
   /** Release every resource; after it, step() rejects. */
   close(): Promise<void>;
+  /**
+   * Backends with metrics of their own register them on the app's registry; buildApp calls it
+   * once, so /metrics of any app shows them.
+   */
+  registerMetrics?(registry: Registry): void;
 }
 
 /**

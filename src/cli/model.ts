@@ -16,7 +16,7 @@ import { type Gpt2Config, isNamedConfig, NAMED_CONFIGS, parseHfConfig } from '..
 import { DEFAULT_ENDPOINT, DEFAULT_FILES, DEFAULT_REVISION, pullModel } from '../model/hub.js';
 import { readModelSummary, tritonView } from '../model/metadata.js';
 import { writeModelRepository } from '../model/model-repository.js';
-import { understandSignature } from '../model/signature.js';
+import { understandSignature } from '../contract/signature.js';
 import { writeTransformersJsLayout } from '../model/transformers-js-layout.js';
 import { oneLine } from './one-line.js';
 

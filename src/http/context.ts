@@ -1,16 +1,12 @@
 /** What every route plugin needs, built once in app.ts and handed down explicitly. */
 import type { Backend } from '../backends/backend.js';
+import type { ModelNotice } from '../backends/created-backend.js';
 import type { Config } from '../config.js';
 import type { Scheduler } from '../generation/scheduler.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 
-/** Facts about the served model that its files cannot tell (e.g. the default random weights). */
-export interface ModelNotice {
-  readonly randomWeights: boolean;
-  /** Said in the log at start and in GET /info. */
-  readonly notice?: string;
-}
+export type { ModelNotice } from '../backends/created-backend.js';
 
 export interface GatewayContext {
   readonly config: Config;

@@ -2,6 +2,7 @@
  * JSON schemas of every route: they drive validation, serialization, and are what openapi.yaml
  * describes (CONVENTIONS.md 8). The TypeScript types beside them are the handlers' view.
  */
+import { MODEL_VARIANTS } from '../contract/model.js';
 import { ERROR_STATUS, type ErrorCode } from './errors.js';
 
 /** OpenAI and TGI both cap stop sequences at 4 (peer-survey 1a). */
@@ -184,7 +185,7 @@ export const infoResponseSchema = {
       required: ['name', 'variant', 'context_length', 'vocab_size', 'random_weights'],
       properties: {
         name: { type: 'string' },
-        variant: { type: 'string', enum: ['logits', 'last', 'next-token', 'kv'] },
+        variant: { type: 'string', enum: [...MODEL_VARIANTS] },
         context_length: { type: 'integer' },
         vocab_size: { type: 'integer' },
         random_weights: { type: 'boolean' },

@@ -13,7 +13,7 @@ import {
   fromTransportError,
   isNotSent,
 } from './upstream-errors.js';
-import type { UpstreamEndpoint, UpstreamMetrics } from './upstream-metrics.js';
+import type { UpstreamEndpoint, UpstreamMetrics } from '../../metrics/upstream-metrics.js';
 
 /** Backoff before retry n (1-based) of a call that was never sent. */
 const RETRY_BACKOFF_MS = 50;

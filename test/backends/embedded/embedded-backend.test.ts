@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildApp } from '../../../src/app.js';
-import type { ModelVariant } from '../../../src/backends/backend.js';
+import type { ModelVariant } from '../../../src/contract/model.js';
 import { EmbeddedBackend } from '../../../src/backends/embedded/embedded-backend.js';
 import { buildOnnxModel } from '../../../src/model/build.js';
 import { NAMED_CONFIGS } from '../../../src/model/configs.js';
