@@ -17,7 +17,8 @@ export async function createBackend(config: Config, logger: Logger): Promise<Cre
     }
     case 'triton': {
       const { createTritonBackend } = await import('./triton/create-triton-backend.js');
-      return { backend: await createTritonBackend(config, logger), model: { randomWeights: false } };
+      const { backend } = await createTritonBackend(config, logger);
+      return { backend, model: { randomWeights: false } };
     }
   }
 }

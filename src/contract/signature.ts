@@ -37,7 +37,6 @@
  * test/model/gpt2-graph.test.ts). Clients of a `kv` file with visible past inputs (embedded
  * backend, transformers.js) send an empty past on the first step instead, with no dummy slot.
  */
-import type { ModelVariant } from './model.js';
 
 /** One tensor of a model's metadata: the shape of both ONNX metadata and KServe v2's. */
 export interface TensorMetadataLike {
@@ -49,6 +48,9 @@ export interface TensorMetadataLike {
 /** What understandSignature reads: a model's name and its inputs and outputs. */
 export interface ModelMetadataLike {
   readonly name: string;
+  /** Not read here; allowed so that any metadata object fits. */
+  readonly versions?: readonly string[];
+  readonly platform?: string;
   readonly inputs: readonly TensorMetadataLike[];
   readonly outputs: readonly TensorMetadataLike[];
 }
@@ -151,8 +153,7 @@ export function understandSignature(meta: ModelMetadataLike): ModelSignature {
   const find = (
     list: readonly TensorMetadataLike[],
     name: string,
-  ): TensorMetadataLike | undefined =>
-    list.find((t) => strip(t.name) === name);
+  ): TensorMetadataLike | undefined => list.find((t) => strip(t.name) === name);
   const ref = (t: TensorMetadataLike): TensorRef => ({ name: t.name, datatype: t.datatype });
 
   const ids = find(meta.inputs, 'input_ids') ?? fail('no input named input_ids');

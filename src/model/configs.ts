@@ -20,7 +20,6 @@ export interface Gpt2Config {
   eosTokenId: number;
 }
 
-
 export const NAMED_CONFIGS: { readonly tiny: Gpt2Config; readonly gpt2: Gpt2Config } =
   Object.freeze({
     /**
@@ -96,7 +95,8 @@ export function parseHfConfig(json: unknown): Gpt2Config {
   }
   const tokenId = (key: string): number => {
     const v = obj[key];
-    if (v === undefined || v === null) return GPT2_EOS_TOKEN_ID < vocabSize ? GPT2_EOS_TOKEN_ID : vocabSize - 1;
+    if (v === undefined || v === null)
+      return GPT2_EOS_TOKEN_ID < vocabSize ? GPT2_EOS_TOKEN_ID : vocabSize - 1;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= vocabSize) {
       problems.push(`"${key}" must be a token id below vocab_size (got ${JSON.stringify(v)})`);
       return 0;

@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
+import type { UpstreamEndpoint, UpstreamMetrics } from '../../metrics/upstream-metrics.js';
 import { BackendError } from '../backend.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import {
@@ -13,7 +14,6 @@ import {
   fromTransportError,
   isNotSent,
 } from './upstream-errors.js';
-import type { UpstreamEndpoint, UpstreamMetrics } from '../../metrics/upstream-metrics.js';
 
 /** Backoff before retry n (1-based) of a call that was never sent. */
 const RETRY_BACKOFF_MS = 50;

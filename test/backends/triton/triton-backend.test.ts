@@ -213,7 +213,8 @@ describe('TritonBackend against the notebook model (Triton 21.08 replay)', () =>
   it('exports upstream metrics with bytes and outcomes', async () => {
     const t = await replay();
     const registry = new Registry();
-    const b = backend(t.url, { registry });
+    const b = backend(t.url);
+    b.registerMetrics(registry);
     await b.init();
     await b.step([{ sequenceId: 1, tokens: [5] }]);
     const text = await registry.metrics();

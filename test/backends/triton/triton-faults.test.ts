@@ -43,11 +43,11 @@ async function setup(extra: Partial<TritonBackendOptions> = {}, pool?: (url: str
     breakerFailures: 3,
     breakerCooldownMs: 1000,
     now: () => clock,
-    registry,
     logger: { info() {}, debug() {}, warn: (obj, msg) => warnings.push({ obj, msg }) },
     ...extra,
     ...(dispatcher ? { dispatcher } : {}),
   });
+  backend.registerMetrics(registry);
   cleanup.push(
     () => backend.close(),
     () => triton.close(),
