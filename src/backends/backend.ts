@@ -68,8 +68,8 @@ export interface Backend {
 }
 
 /**
- * Stable reasons a backend fails. The HTTP layer maps these to statuses in exactly one place
- * (CONVENTIONS.md 6); backends map their transport's errors onto them, handlers never see
+ * Stable reasons a backend fails. The HTTP layer maps these to statuses in exactly one place;
+ * backends map their transport's errors onto them, handlers never see
  * transport errors.
  */
 export type BackendErrorCode =

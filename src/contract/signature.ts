@@ -5,8 +5,10 @@
  * Variants and their tensors (the names `model build` gives them; `:0` suffixes and INT32 ids
  * accepted):
  * - `logits`: input_ids, attention_mask [batch, seq] → logits [batch, seq, vocab].
- *   The notebook's "seed signature" adds past_key_values [n_layer, 2, batch, n_head, seq,
- *   head_dim] (an output only, never needed: `seedPastKeyValues` tells a client to not request it).
+ *   The "seed signature" of Seldon Core's GPT-2 example notebook (SeldonIO/seldon-core,
+ *   examples/triton_gpt2; "the notebook" below and elsewhere) adds past_key_values
+ *   [n_layer, 2, batch, n_head, seq, head_dim] (an output only, never needed:
+ *   `seedPastKeyValues` tells a client to not request it).
  * - `last`: same inputs → last_logits [batch, vocab], the logits of each row's last real token.
  * - `next-token`: same inputs → next_token [batch, 1] INT64 (greedy argmax) and
  *   logprob [batch, 1] FP32 (its natural-log probability).

@@ -181,7 +181,7 @@ export class UpstreamClient {
     }
   }
 
-  /** A health-style probe: true on 2xx, false on any other status (§1.1: 400 = not ready). */
+  /** A health-style probe: true on 2xx, false on any other status (KServe v2: any non-200 means not ready; Triton answers 400). */
   async probe(endpoint: UpstreamEndpoint, path: string, what: string): Promise<boolean> {
     const res = await this.send({ endpoint, method: 'GET', path, what });
     const ok = res.status >= 200 && res.status < 300;

@@ -1,5 +1,5 @@
 /**
- * The embedded backend on real ONNX files from the issue-2 builder (tiny config, built in a temp
+ * The embedded backend on real ONNX files from `model build`'s builder (tiny config, built in a temp
  * dir): every variant, driven through the whole gateway, produces the same greedy tokens; batched
  * KV decoding agrees with one-at-a-time decoding; and the backend reports what it loaded.
  */

@@ -1,6 +1,6 @@
 /**
  * Upstream faults → BackendError codes, no hang, no leaked connection, and the circuit breaker
- * (issue 4). Real servers on 127.0.0.1:0; the breaker's clock is injected, so no test sleeps for it.
+ * Real servers on 127.0.0.1:0; the breaker's clock is injected, so no test sleeps for it.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
@@ -109,7 +109,7 @@ describe('upstream faults', () => {
     ['resets the connection', 'reset', 'BACKEND_UNAVAILABLE', /cannot be reached/],
     ['sends malformed JSON', 'malformed-json', 'BACKEND_BAD_RESPONSE', /does not parse/],
     [
-      'is the Seldon executor mangling a binary answer (reference §7.6)',
+      'is the Seldon executor mangling a binary answer',
       'seldon-executor',
       'BACKEND_BAD_RESPONSE',
       /does not parse/,
