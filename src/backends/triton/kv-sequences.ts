@@ -26,7 +26,7 @@ interface KvSequence {
  * A non-zero correlation id that fits a uint64 and a JS number (53 random bits), unique across
  * gateway replicas that share one Triton.
  */
-export function newCorrelationId(): number {
+function newCorrelationId(): number {
   const [r] = getRandomValues(new BigUint64Array(1));
   return Number((r ?? 1n) >> 11n) || 1;
 }
