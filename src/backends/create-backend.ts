@@ -7,8 +7,6 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { CreatedBackend } from './created-backend.js';
 
-export type { CreatedBackend, ModelNotice } from './created-backend.js';
-
 export async function createBackend(config: Config, logger: Logger): Promise<CreatedBackend> {
   switch (config.backend) {
     case 'embedded': {

@@ -6,8 +6,6 @@ import type { Scheduler } from '../generation/scheduler.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 
-export type { ModelNotice } from '../backends/created-backend.js';
-
 export interface GatewayContext {
   readonly config: Config;
   readonly backend: Backend;

@@ -33,6 +33,7 @@ export class UpstreamMetrics {
   readonly breakerTransitions: Counter<'state'>;
   /** Where the metrics live until registerOn(); also what tests read when no app is built. */
   readonly registry: Registry;
+  readonly #registeredOn = new WeakSet<Registry>();
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -92,6 +93,9 @@ export class UpstreamMetrics {
       this.breakerState,
       this.breakerTransitions,
     ];
+    // Twice on one registry is a no-op, not prom-client's "already registered" error.
+    if (this.#registeredOn.has(registry)) return;
+    this.#registeredOn.add(registry);
     for (const metric of all) registry.registerMetric(metric);
   }
 
