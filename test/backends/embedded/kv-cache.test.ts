@@ -77,6 +77,19 @@ describe('sliceRow and padRows', () => {
 describe('KvCache', () => {
   const shape = { nHead, headDim, pastCount: 2 };
 
+  /** Sequences 1 and 2, one token each, decoding as a group. */
+  function groupOfTwo(): KvCache {
+    const cache = new KvCache(shape);
+    cache.storeRows(
+      [1, 2],
+      [1, 1],
+      [0, 1].map(() => batch([1, 1], 1)),
+      1,
+    );
+    cache.groupPast([1, 2]);
+    return cache;
+  }
+
   it('a new sequence starts from an empty past', () => {
     const cache = new KvCache(shape);
     const fresh = cache.own(7);
@@ -144,14 +157,7 @@ describe('KvCache', () => {
   });
 
   it('presents of the wrong size are a bad response, not a misread cache', () => {
-    const cache = new KvCache(shape);
-    cache.storeRows(
-      [1, 2],
-      [1, 1],
-      [0, 1].map(() => batch([1, 1], 1)),
-      1,
-    );
-    cache.groupPast([1, 2]);
+    const cache = groupOfTwo();
     const short = new ort.Tensor('float32', new Float32Array(3), [1, 1, 1, 3]);
     cache.advanceGroup([1, 2], [short, short], [1, 1]);
     assert.throws(
@@ -161,14 +167,7 @@ describe('KvCache', () => {
   });
 
   it('clear() forgets every cache and the group', () => {
-    const cache = new KvCache(shape);
-    cache.storeRows(
-      [1, 2],
-      [1, 1],
-      [0, 1].map(() => batch([1, 1], 1)),
-      1,
-    );
-    cache.groupPast([1, 2]);
+    const cache = groupOfTwo();
     cache.clear();
     assert.equal(cache.has(1), false);
     assert.deepEqual(cache.groupIds, []);
