@@ -77,15 +77,19 @@ function kvFeeds(
   return feeds;
 }
 
-/** The presents of a run, in the order of the signature's layers (key, value). */
+/** The present outputs' names, in the order of the signature's layers (key, value). */
+function presentNames(sig: KvSignature): string[] {
+  return sig.kv.layers.flatMap((layer) => [layer.presentKey, layer.presentValue]);
+}
+
+/** The presents of a run, in the order of presentNames(). */
 function presentsOf(sig: KvSignature, out: ort.InferenceSession.OnnxValueMapType): ort.Tensor[] {
-  return sig.kv.layers.flatMap((layer) =>
-    [layer.presentKey, layer.presentValue].map((name) => {
-      const t = out[name];
-      if (t === undefined) throw new BackendError('BACKEND_BAD_RESPONSE', `no ${name} output`);
-      return t;
-    }),
-  );
+  return presentNames(sig).map((name) => {
+    const t = out[name];
+    if (t === undefined)
+      throw new BackendError('BACKEND_BAD_RESPONSE', `the model returned no ${name}`);
+    return t;
+  });
 }
 
 /** One sequence with a cache of its own: feed the tokens the cache has not seen. */
@@ -148,7 +152,7 @@ async function prefillTogether(
     cache.emptyPast(rows.length),
   );
   const out = await session.run(feeds);
-  const presents = presentsOf(sig, out).map((t, i) => floatData(t, `present ${i}`));
+  const presents = presentNames(sig).map((name) => floatData(out[name], name));
   cache.storeRows(
     rows.map((r) => r.sequenceId),
     rows.map((r) => r.tokens.length),

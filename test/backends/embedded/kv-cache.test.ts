@@ -36,7 +36,10 @@ function own(b: number, length: number): number[] {
   return out;
 }
 
-const floats = (t: ort.Tensor | undefined): number[] => [...(t?.data as Float32Array)];
+function floats(t: ort.Tensor | undefined): number[] {
+  assert.ok(t !== undefined && t.data instanceof Float32Array, 'an FP32 tensor');
+  return [...t.data];
+}
 
 describe('sliceRow and padRows', () => {
   it('cut a row out of a left-padded batch without its padding', () => {
