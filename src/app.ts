@@ -12,10 +12,10 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { LoggerOptions } from 'pino';
 import { Registry } from 'prom-client';
 import type { Backend } from './backends/backend.js';
+import type { ModelNotice } from './backends/created-backend.js';
 import type { Config } from './config.js';
 import { GatewayError } from './contract/errors.js';
 import { Scheduler } from './generation/scheduler.js';
-import type { ModelNotice } from './http/context.js';
 import { installErrorHandler } from './http/error-handler.js';
 import { RequestLogController } from './http/request-logging.js';
 import { completeRoutes } from './http/routes/complete.js';

@@ -114,10 +114,13 @@ type Of<K extends Setting['kind']> = {
 }[SettingName];
 
 /**
- * The Triton start-up wait, for the backend when it is built without a Config (tests); its one
- * home is the row above.
+ * Triton defaults for a backend built without a Config (tests, benches); their one home is the
+ * table above.
  */
 export const DEFAULT_TRITON_STARTUP_TIMEOUT_MS = SETTINGS.TRITON_STARTUP_TIMEOUT_MS.fallback;
+export const DEFAULT_TRITON_RETRIES = SETTINGS.TRITON_RETRIES.fallback;
+export const DEFAULT_TRITON_BREAKER_FAILURES = SETTINGS.TRITON_BREAKER_FAILURES.fallback;
+export const DEFAULT_TRITON_BREAKER_COOLDOWN_MS = SETTINGS.TRITON_BREAKER_COOLDOWN_MS.fallback;
 
 export interface TritonConfig {
   /** KServe v2 base URL (http://host:port); unset means "discover from SELDON_DEPLOYMENT". */

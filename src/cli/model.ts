@@ -5,6 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { understandSignature } from '../contract/signature.js';
 import {
   type BuildReport,
   buildOnnxModel,
@@ -16,7 +17,6 @@ import { type Gpt2Config, isNamedConfig, NAMED_CONFIGS, parseHfConfig } from '..
 import { DEFAULT_ENDPOINT, DEFAULT_FILES, DEFAULT_REVISION, pullModel } from '../model/hub.js';
 import { readModelSummary, tritonView } from '../model/metadata.js';
 import { writeModelRepository } from '../model/model-repository.js';
-import { understandSignature } from '../model/signature.js';
 import { writeTransformersJsLayout } from '../model/transformers-js-layout.js';
 import { oneLine } from './one-line.js';
 

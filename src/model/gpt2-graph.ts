@@ -16,7 +16,7 @@
  * both work. The LM head multiplies by `wte` itself through Gemm(transB=1): the file stores the
  * tied matrix once and onnxruntime runs it without a transposed copy.
  */
-import type { ModelVariant } from '../backends/backend.js';
+import type { ModelVariant } from '../contract/model.js';
 import type { Gpt2Config } from './configs.js';
 import {
   type AttributeValue,

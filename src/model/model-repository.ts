@@ -4,7 +4,7 @@
  */
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { ModelVariant } from '../backends/backend.js';
+import type { ModelVariant } from '../contract/model.js';
 import { type BuildOptions, type BuildReport, buildOnnxModel } from './build.js';
 import type { Gpt2Config } from './configs.js';
 

@@ -9,10 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
 import * as ort from 'onnxruntime-node';
 import { run } from '../../src/cli/model.js';
+import { understandSignature } from '../../src/contract/signature.js';
 import { NAMED_CONFIGS, parseHfConfig, toHfConfig } from '../../src/model/configs.js';
 import type { ModelMetadata } from '../../src/model/metadata.js';
 import { RandomWeights } from '../../src/model/random-weights.js';
-import { understandSignature } from '../../src/model/signature.js';
 import { weightSpecs } from '../../src/model/weights.js';
 import { writeGpt2Checkpoint } from '../model/safetensors-fixture.js';
 

@@ -1,6 +1,6 @@
 /**
  * Upstream faults → BackendError codes, no hang, no leaked connection, and the circuit breaker
- * (issue 4). Real servers on 127.0.0.1:0; the breaker's clock is injected, so no test sleeps for it.
+ * Real servers on 127.0.0.1:0; the breaker's clock is injected, so no test sleeps for it.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
@@ -43,11 +43,11 @@ async function setup(extra: Partial<TritonBackendOptions> = {}, pool?: (url: str
     breakerFailures: 3,
     breakerCooldownMs: 1000,
     now: () => clock,
-    registry,
     logger: { info() {}, debug() {}, warn: (obj, msg) => warnings.push({ obj, msg }) },
     ...extra,
     ...(dispatcher ? { dispatcher } : {}),
   });
+  backend.registerMetrics(registry);
   cleanup.push(
     () => backend.close(),
     () => triton.close(),
@@ -109,7 +109,7 @@ describe('upstream faults', () => {
     ['resets the connection', 'reset', 'BACKEND_UNAVAILABLE', /cannot be reached/],
     ['sends malformed JSON', 'malformed-json', 'BACKEND_BAD_RESPONSE', /does not parse/],
     [
-      'is the Seldon executor mangling a binary answer (reference §7.6)',
+      'is the Seldon executor mangling a binary answer',
       'seldon-executor',
       'BACKEND_BAD_RESPONSE',
       /does not parse/,
