@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { NAMED_CONFIGS } from '../src/model/configs.js';
 import { writeModelRepository } from '../src/model/model-repository.js';
 import { parseSse } from './support/sse.js';
@@ -109,4 +109,78 @@ test('SIGTERM drains an in-flight generation, then the process exits 0', async (
   assert.equal(await server.exit, 0);
   assert.match(server.output(), /"msg":"shutting down: draining in-flight generations"/);
   assert.doesNotMatch(server.output(), /Hello world/);
+});
+
+test('SIGTERM past SHUTDOWN_TIMEOUT_MS ends every generation with SHUTTING_DOWN, closes idle connections and exits 0', async () => {
+  const server = serve({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    MODEL_REPOSITORY: repository,
+    MODEL_NAME: 'tiny-kv',
+    // One generation at a time: three more wait in the queue, far more work than the deadline.
+    MAX_BATCH_SIZE: '1',
+    SHUTDOWN_TIMEOUT_MS: '100',
+    RATE_LIMIT_MAX: '0',
+  });
+  while (!server.output().includes('"msg":"ready"')) {
+    if (server.child.exitCode !== null) assert.fail(server.output());
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const port = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(server.output())?.[1];
+  assert.ok(port, server.output());
+  const base = `http://127.0.0.1:${port}`;
+  // An idle keep-alive connection must not hold the shutdown open.
+  const idle = new Client(base);
+  assert.equal((await idle.request({ method: 'GET', path: '/healthz' })).statusCode, 200);
+  const complete = (stream: boolean) =>
+    request(`${base}/complete`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'Hello world', max_new_tokens: 500, stream }),
+    });
+  const streams = await Promise.all([complete(true), complete(true), complete(true)]);
+  const waiting = complete(false);
+  // Every request is admitted (one active, three queued) before the signal.
+  for (;;) {
+    const metrics = await (await request(`${base}/metrics`)).body.text();
+    if (/^gpt2_gateway_generations_queued 3$/m.test(metrics)) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.ok(server.child.kill('SIGTERM'));
+  const bodies = await Promise.all(streams.map((res) => res.body.text()));
+  for (const [i, body] of bodies.entries()) {
+    const last = parseSse(body).at(-1);
+    if (last?.event === 'done') continue;
+    assert.deepEqual(
+      last,
+      {
+        event: 'error',
+        data: {
+          error: {
+            code: 'SHUTTING_DOWN',
+            message:
+              'the server is shutting down and ended this generation before it finished; retry on another instance',
+          },
+        },
+      },
+      `stream ${i}`,
+    );
+  }
+  // The last one waited behind 1,500 tokens of work: it cannot have started within 100 ms.
+  const refused = await waiting;
+  assert.equal(refused.statusCode, 503);
+  assert.equal(refused.headers['retry-after'], '1');
+  assert.deepEqual(await refused.body.json(), {
+    error: {
+      code: 'SHUTTING_DOWN',
+      message:
+        'the server is shutting down and ended this generation before it finished; retry on another instance',
+    },
+  });
+  assert.equal(await server.exit, 0, server.output());
+  await idle.close();
+  const log = server.output();
+  assert.match(log, /"msg":"drain timed out; ending the remaining generations"/);
+  assert.match(log, /"msg":"stopped"/);
+  assert.doesNotMatch(log, /AVV_ERR|\n\s+at /, 'no crash, no stack trace');
 });
