@@ -121,6 +121,10 @@ export class ReplayTriton {
     this.#held ??= [];
   }
 
+  get frozen(): boolean {
+    return this.#held !== undefined;
+  }
+
   /** Answers what was held (clients that gave up have gone) and everything after. */
   thaw(): void {
     const held = this.#held ?? [];
