@@ -144,7 +144,9 @@ export class Scheduler {
   abortAll(error: unknown): number {
     this.#draining = true;
     const { metrics } = this.#options;
-    const ended = [...this.#queue.splice(0), ...this.#active.filter((job) => !job.settled)];
+    // A client already gone is left to the step boundary, which counts it as cancelled.
+    const unanswered = this.#active.filter((job) => !job.settled && job.signal?.aborted !== true);
+    const ended = [...this.#queue.splice(0), ...unanswered];
     for (const job of ended) {
       metrics.generations.inc({ finish_reason: 'error' });
       job.reject(error);
