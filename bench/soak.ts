@@ -357,6 +357,8 @@ async function main(): Promise<number> {
       `soak ${s.atS}s: rss ${s.rssMiB} MiB (peak ${s.peakRssMiB ?? '?'}), in flight ${s.inFlight}, event loop max ${s.eventLoopMaxMs} ms\n`,
     );
   };
+  // The idle baseline: the model loaded, nothing sent yet.
+  await sample();
   const sampler = setInterval(() => void sample(), sampleS * 1000);
 
   const outcomes: Outcome[] = [];
@@ -441,6 +443,7 @@ async function main(): Promise<number> {
     errors,
     latency,
     rss: {
+      beforeLoadMiB: measured[0]?.rssMiB ?? null,
       source: values.url === undefined ? 'this process (the gateway)' : 'GET /metrics',
       afterWarmupMiB: afterWarmup?.rssMiB ?? null,
       afterWarmupAtS: afterWarmup?.atS ?? null,
