@@ -89,13 +89,20 @@ the uninstall kept (helm.sh/resource-policy: keep) and the PV stays bound to it.
 {{- end }}
 {{- end }}
 
-{{/* PVs are cluster-wide: the namespace is part of the name so two namespaces never collide. */}}
+{{/* PVs are cluster-wide: the namespace is part of the name so two namespaces never collide.
+Cut, namespace and fullname could lose the release (a long namespace fills the name), so a cut
+name carries a hash of the whole: still stable per release, still unique, and the default
+volumeHandle built from it too. */}}
 {{- define "gpt2-gateway.pvName" -}}
 {{- if .Values.modelStorage.persistentVolume.name }}
 {{- .Values.modelStorage.persistentVolume.name | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- $prefix := printf "%s-%s" .Release.Namespace (include "gpt2-gateway.fullname" .) | trunc 56 | trimSuffix "-" }}
-{{- printf "%s-models" $prefix }}
+{{- $whole := printf "%s-%s" .Release.Namespace (include "gpt2-gateway.fullname" .) }}
+{{- if le (len $whole) 56 }}
+{{- printf "%s-models" $whole }}
+{{- else }}
+{{- printf "%s-%s-models" ($whole | trunc 47 | trimSuffix "-") ($whole | sha256sum | trunc 8) }}
+{{- end }}
 {{- end }}
 {{- end }}
 

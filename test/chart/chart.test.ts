@@ -635,6 +635,21 @@ test('under a 53-character release name every name and label value fits a 63-cha
       assert.equal(at(pvc, 'spec', 'volumeName'), pv.metadata.name);
       assert.deepEqual(at(pv, 'spec', 'claimRef'), { namespace, name: pvc.metadata.name });
     }
+    if (pvc !== undefined) {
+      // PVs are cluster-wide: another release in this namespace must not get the same one.
+      const other = await render({
+        release: 'other',
+        namespace,
+        valuesFiles: file === undefined ? [] : [file],
+      });
+      const pv = one(objects, 'PersistentVolume');
+      const otherPv = one(other, 'PersistentVolume');
+      assert.notEqual(otherPv.metadata.name, pv.metadata.name, where);
+      assert.notEqual(
+        at(otherPv, 'spec', 'csi', 'volumeHandle'),
+        at(pv, 'spec', 'csi', 'volumeHandle'),
+      );
+    }
     const sdep = objects.find((o) => o.kind === 'SeldonDeployment');
     if (sdep !== undefined) {
       // Seldon names its services <sdep>-<predictor>-<graph> and hashes names over 63 characters.
