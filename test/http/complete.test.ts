@@ -279,7 +279,7 @@ const INVALID: [string, unknown, string | undefined, number, string, string][] =
     undefined,
     400,
     'CONTEXT_LENGTH_EXCEEDED',
-    "the prompt is at least 1563 tokens, more than the model's context of 1024; shorten the prompt",
+    "the prompt is at least 25000 tokens, more than the model's context of 1024; shorten the prompt",
   ],
   [
     'broken JSON',
