@@ -43,7 +43,20 @@ test('the bound is exact where the structure forces every cut', () => {
   assert.equal(tokenizer.minTokenCount(''), 0);
   assert.equal(tokenizer.minTokenCount('hello world  again\n'), 5);
   assert.equal(tokenizer.encode('hello world  again\n').length, 5);
-  assert.equal(tokenizer.minTokenCount('😀'.repeat(64)), 2); // 256 bytes, 128 a token
+  // 4-byte characters never share a token: each emoji is a token at least.
+  assert.equal(tokenizer.minTokenCount('😀'.repeat(64)), 64);
+});
+
+test('runs of one class of character are bounded too: a 64 KiB word of letters is refused before BPE', () => {
+  let word = '';
+  for (let i = 0; word.length < 64 * 1024; i++) word += 'abcdefghijklmnopqrstuvwxyz'[(i * 7) % 26];
+  // No GPT-2 token holds more than 32 letters in a row ("rawdownloadcloneembedreportprint").
+  assert.equal(tokenizer.minTokenCount(word), 2048);
+  assert.ok(tokenizer.minTokenCount(word) > CONTEXT_LENGTH);
+  // 3-byte characters: at most 48 bytes of them in a token ("—" × 16).
+  assert.equal(tokenizer.minTokenCount('中'.repeat(1600)), 100);
+  assertLowerBound('中'.repeat(1600));
+  assertLowerBound('—'.repeat(1600));
 });
 
 test('isRegexWhitespace is exactly \\s of a JavaScript regex', () => {
@@ -61,6 +74,31 @@ test('every ASCII character: runs of every length up to past three tokens, alone
       for (const text of [run, `x${run}x`, ` ${run} `, `\n${run}\n`, `${run}\u00a0`, `é${run}😀`]) {
         assertLowerBound(text);
       }
+    }
+  }
+});
+
+/** A run of one class: letters, digits, punctuation, 3-byte or 4-byte characters, or a mix. */
+function randomWord(next: (below: number) => number): string {
+  const alphabets = [
+    'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ',
+    '0123456789',
+    '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~',
+    '中文字日本語のテキスト—–…€ー',
+    'aé中😀1-',
+  ];
+  const alphabet = [...alphabets[next(alphabets.length)]!];
+  let word = '';
+  for (let n = 1 + next(120); n > 0; n--) word += alphabet[next(alphabet.length)];
+  return word;
+}
+
+test('every class of character: runs of every length up to past three tokens', () => {
+  for (const char of ['—', '中', 'ー', '😀', '👍🏽', 'é']) {
+    for (let n = 1; n <= 60; n++) {
+      const run = char.repeat(n);
+      for (const text of [run, `x${run}x`, ` ${run} `, `${run}${'a'.repeat(n)}`])
+        assertLowerBound(text);
     }
   }
 });
@@ -91,6 +129,15 @@ test('minTokenCount never exceeds the real token count, over random and adversar
     '中文',
     '\ud800',
     '\udc00',
+    '—'.repeat(17),
+    'ー'.repeat(20),
+    '中文字'.repeat(9),
+    '😀👍🏽🤖',
+    'é'.repeat(70),
+    'Ãĥ'.repeat(70),
+    'rawdownloadcloneembedreportprint',
+    'SolidGoldMagikarp',
+    'ADVERTISEMENTS',
     '<|endoftext|>',
     "'s",
     "'ll",
@@ -107,9 +154,11 @@ test('minTokenCount never exceeds the real token count, over random and adversar
     let text = '';
     const n = next(14);
     for (let k = 0; k < n; k++) {
-      // Half the time a piece, else a random run of one random ASCII character.
-      if (next(2) === 0) text += pieces[next(pieces.length)];
-      else text += String.fromCharCode(next(128)).repeat(1 + next(70));
+      // A piece, a run of one random ASCII character, or a random word of one class.
+      const kind = next(3);
+      if (kind === 0) text += pieces[next(pieces.length)];
+      else if (kind === 1) text += String.fromCharCode(next(128)).repeat(1 + next(70));
+      else text += randomWord(next);
     }
     assertLowerBound(text);
   }
