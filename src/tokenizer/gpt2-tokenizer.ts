@@ -34,6 +34,9 @@ export class Gpt2Tokenizer {
   readonly #tokenizer: Tokenizer;
   /** Bytes of every token id, precomputed: decoding is on the per-token hot path. */
   readonly #bytes: Uint8Array[];
+  /** tokenText's answers, filled in as ids are asked for. */
+  readonly #texts: (string | undefined)[] = [];
+  readonly #utf8 = new TextDecoder();
   /** What minTokenCount needs from the vocabulary, read off it once. */
   readonly #bound: TokenBoundLimits;
   /** The longest token's byte length (128 for GPT-2). */
@@ -88,7 +91,10 @@ export class Gpt2Tokenizer {
 
   /** Text of one token on its own (a split multi-byte character shows as U+FFFD). */
   tokenText(id: number): string {
-    return new TextDecoder().decode(this.tokenBytes(id));
+    // Decoded once per id: /tokenize asks for every token of up to a 64 KiB text (~33,000).
+    const bytes = this.tokenBytes(id);
+    this.#texts[id] ??= this.#utf8.decode(bytes);
+    return this.#texts[id];
   }
 
   createStreamDecoder(): StreamDecoder {
