@@ -6,7 +6,8 @@
  *    Every text is fresh (the tokenizer caches words), and the best of N runs is kept so the
  *    figure is the work itself, not a neighbour on a shared machine.
  * 3. Eight 64 KiB texts encoded inline, then through the pool, while a setImmediate heartbeat
- *    records the longest stall of the event loop: what a concurrent /healthz would wait.
+ *    records the longest stall of the event loop (what a concurrent /healthz would wait), beside
+ *    the stalls of an idle loop over as long (what the machine's other load causes).
  * 4. The pool's round trip for a text just over the inline threshold, and memory per worker.
  */
 import { performance } from 'node:perf_hooks';
@@ -41,7 +42,12 @@ const KINDS: Record<string, (length: number) => string> = {
     while (text.length < length) text += LETTERS[random(26)];
     return text;
   },
-  'run of "a"': (length) => `${'a'.repeat(length - 1)}${LETTERS[random(26)]}`,
+  // Fresh letters at the end so no run hits the tokenizer's word cache.
+  'run of "a"': (length) => {
+    let tail = '';
+    for (let i = 0; i < 8; i++) tail += LETTERS[random(26)];
+    return `${'a'.repeat(length - 8)}${tail}`;
+  },
   CJK: (length) => {
     let text = '';
     while (text.length < length) text += String.fromCharCode(0x4e00 + random(2000));
@@ -95,6 +101,11 @@ async function busyMs(work: () => Promise<unknown>): Promise<number> {
 }
 
 const tokenizer = loadGpt2Tokenizer();
+// The pool first, before other sections make garbage, so the RSS it adds is its own.
+const rssBefore = process.memoryUsage().rss;
+const pool = new TokenizerPool({ workers: 1 });
+await pool.ready();
+const rssPerWorker = process.memoryUsage().rss - rssBefore;
 
 console.log(`1. minTokenCount on ${BODY_BYTES / 1024} KiB texts (best of ${RUNS * 10}):`);
 for (const [kind, make] of Object.entries(KINDS)) {
@@ -124,23 +135,27 @@ for (const [kind, make] of Object.entries(KINDS)) {
   console.log(`   ${kind.padEnd(14)} ${cells.join('')}`);
 }
 
-const rssBefore = process.memoryUsage().rss;
-const pool = new TokenizerPool({ workers: 1 });
-await pool.ready();
-const rssPerWorker = process.memoryUsage().rss - rssBefore;
 const bodies = Array.from({ length: 8 }, () => KINDS.prose!(BODY_BYTES));
 const inline = async () => {
   for (const body of bodies) tokenizer.encode(body);
 };
 const pooled = () => Promise.all(bodies.map((body) => pool.encode(body)));
+// Nothing to do for as long as the pool takes: the stalls the machine itself causes.
+let poolWallMs = 1000;
+const idle = () => new Promise((resolve) => setTimeout(resolve, poolWallMs));
 const figures: Record<string, { stall: number[]; busy: number[] }> = {
   inline: { stall: [], busy: [] },
   pool: { stall: [], busy: [] },
+  idle: { stall: [], busy: [] },
 };
 for (let round = 0; round < 5; round++) {
+  const start = performance.now();
+  await pooled();
+  poolWallMs = performance.now() - start;
   for (const [way, work] of [
     ['inline', inline],
     ['pool', pooled],
+    ['idle', idle],
   ] as const) {
     figures[way]!.stall.push(await longestStall(work));
     figures[way]!.busy.push(await busyMs(work));
@@ -150,7 +165,7 @@ const range = (values: number[]) => {
   const sorted = [...values].sort((x, y) => x - y);
   return `${sorted[0]!.toFixed(1)}-${sorted.at(-1)!.toFixed(1)} ms`;
 };
-console.log('\n3. eight 64 KiB prose texts at once, 5 rounds (min-max):');
+console.log('\n3. eight 64 KiB prose texts at once, 5 rounds (min-max); idle: no work, as long:');
 for (const [way, { stall, busy }] of Object.entries(figures)) {
   console.log(`   ${way.padEnd(7)} longest stall ${range(stall)}, main thread busy ${range(busy)}`);
 }
