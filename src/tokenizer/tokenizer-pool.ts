@@ -1,7 +1,7 @@
 /**
- * Tokenization off the event loop. BPE costs up to ~4 µs a character (one long word, CJK, emoji),
- * so a 64 KiB prompt would hold the main thread for a quarter of a second and every other request
- * with it. Short texts are still encoded inline (a hop to a worker costs more than they do); long
+ * Tokenization off the event loop. BPE of a 64 KiB prompt holds its thread for 0.1-0.25 s as
+ * prose and far longer as one long word or CJK (npm run bench:tokenizer), and on the main thread
+ * every other request would wait as long. Short texts are still encoded inline (a hop to a worker costs more than they do); long
  * ones go to a small pool of worker threads, each with its own copy of the tokenizer.
  *
  * - The queue of texts waiting for a worker is bounded: a full queue refuses at once with
@@ -9,8 +9,7 @@
  * - A worker that dies (an uncaught error, out of memory) fails only its own call, with
  *   TOKENIZER_WORKER_FAILED, and is replaced; a worker that cannot even start is retried a few
  *   times, then every call fails with TOKENIZER_WORKER_FAILED instead of respawning for ever.
- * - Idle workers are unref'd, so a pool never keeps a process alive; a worker with a call in
- *   flight is ref'd, so the process waits for the answer.
+ * - A worker keeps the process alive only while a caller waits on it; an idle pool never does.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -19,8 +18,9 @@ import type { EncodeRequest, WorkerReply, WorkerTestHooks } from './tokenizer-wo
 
 /**
  * Texts up to this many UTF-16 code units are encoded on the calling thread. Measured (npm run
- * bench:tokenizer): 256 characters of the worst text (one long word of random letters, CJK) take
- * ~1 ms, ordinary prose a quarter of that; 512 take up to 4 ms.
+ * bench:tokenizer, a loaded 2-core machine): 256 characters take ~1.1 ms as CJK, the worst kind,
+ * 0.6 ms as one long word, 0.25 ms as prose; 512 take up to 2.4 ms. The pool's round trip for a
+ * text just over the limit is ~0.25 ms, so routing short texts inline saves only latency.
  */
 export const DEFAULT_INLINE_MAX_CHARS = 256;
 /** Texts waiting for a worker, beyond the ones being encoded, before the pool refuses. */
@@ -105,9 +105,14 @@ export class TokenizerPool {
     if (!Number.isInteger(workers) || workers < 1) {
       throw new RangeError(`workers must be a positive integer, got ${workers}`);
     }
-    this.#tokenizer = options.tokenizer ?? loadGpt2Tokenizer();
     this.#inlineMaxChars = options.inlineMaxChars ?? DEFAULT_INLINE_MAX_CHARS;
     this.#maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    if (!(this.#inlineMaxChars >= 0) || !Number.isInteger(this.#maxQueue) || this.#maxQueue < 0) {
+      throw new RangeError(
+        'inlineMaxChars and maxQueue must be numbers >= 0 (maxQueue an integer)',
+      );
+    }
+    this.#tokenizer = options.tokenizer ?? loadGpt2Tokenizer();
     this.#testHooks = options.testHooks;
     for (let i = 0; i < workers; i++) this.#spawn();
   }
