@@ -17,6 +17,7 @@ import { GatewayError } from './http/errors.js';
 import { installHttpMetrics } from './http/http-metrics.js';
 import { completeRoute } from './http/routes/complete.js';
 import { metricsRoute } from './http/routes/metrics.js';
+import { playgroundRoutes } from './http/routes/playground.js';
 import { probeRoutes } from './http/routes/probes.js';
 import { tokenizeRoute } from './http/routes/tokenize.js';
 import { errorBodySchema } from './http/schemas.js';
@@ -137,6 +138,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(metricsRoute(ctx));
   await app.register(tokenizeRoute(ctx, limit));
   await app.register(completeRoute(ctx, limit));
+  await app.register(playgroundRoutes);
   await app.ready();
   return app;
 }
