@@ -96,8 +96,14 @@ describe('on the tiny model (embedded backend)', () => {
     const { page } = watched;
     try {
       await page.locator('#notice').getByText('Random weights').waitFor();
-      assert.match(await page.locator('#notice').innerText(), /text below is meaningless/);
-      assert.match(await page.locator('#model-info').innerText(), /model tiny-kv · kv variant/);
+      assert.match(
+        String(await page.locator('#notice').textContent()),
+        /text below is meaningless/,
+      );
+      assert.match(
+        String(await page.locator('#model-info').textContent()),
+        /model tiny-kv · kv variant/,
+      );
 
       await generate(page, PROMPT, String(NEW_TOKENS));
       await page.locator('#stats').getByText('Finish reason').waitFor();
@@ -125,11 +131,11 @@ describe('on the tiny model (embedded backend)', () => {
         assert.match(String(title), new RegExp(`^token ${i}: .* · id ${token.id} · logprob `));
         assert.match(String(title), /backend step \d/);
       }
-      const figures = await page.locator('#stats').innerText();
+      const figures = String(await page.locator('#stats').textContent());
       for (const term of ['Time to first token', 'Time per output token', 'Tokens/s']) {
         assert.match(figures, new RegExp(term));
       }
-      assert.match(figures, new RegExp(`Finish reason\\s+${expected.finish_reason}`));
+      assert.match(figures, new RegExp(`Finish reason\\s*${expected.finish_reason}`));
 
       // Ctrl+Enter generates too, here a shorter run of the same prompt.
       await page.fill('#max-new-tokens', '3');
@@ -141,7 +147,7 @@ describe('on the tiny model (embedded backend)', () => {
       // The chart is keyboard-usable: focus it and step through the tokens.
       await page.focus('#token-chart');
       await page.keyboard.press('End');
-      assert.match(await page.locator('#token-detail').innerText(), /^token 2: /);
+      assert.match(String(await page.locator('#token-detail').textContent()), /^token 2: /);
       assert.equal(await page.locator('#token-chart').getAttribute('aria-valuenow'), '2');
 
       assertSameOrigin(watched, origin);
@@ -159,7 +165,7 @@ describe('on the tiny model (embedded backend)', () => {
       const error = page.locator('#error');
       await error.waitFor();
       assert.match(
-        await error.innerText(),
+        String(await error.textContent()),
         /^400 CONTEXT_LENGTH_EXCEEDED: the prompt is (at least )?\d+ tokens.*; shorten the prompt\.$/,
       );
       assert.equal(await page.locator('#generate').isEnabled(), true);
@@ -259,7 +265,10 @@ test('Stop aborts the stream and the gateway cancels the generation mid-way', as
     assert.ok(backend.steps.length < MAX, `${backend.steps.length} steps of ${MAX}`);
 
     await page.locator('#status').getByText('Stopped after 3 tokens').waitFor();
-    assert.match(await page.locator('#stats').innerText(), /Finish reason\s+stopped by you/);
+    assert.match(
+      String(await page.locator('#stats').textContent()),
+      /Finish reason\s*stopped by you/,
+    );
     assert.equal(await page.locator('#token-chart [data-token-index]').count(), 3);
     assert.equal(await page.locator('#generate').isEnabled(), true);
     assert.equal(await page.locator('#stop-generation').isEnabled(), false);
@@ -284,7 +293,7 @@ test('a rate-limited Generate shows the 429 with its Retry-After', async () => {
     const error = page.locator('#error');
     await error.waitFor();
     assert.match(
-      await error.innerText(),
+      String(await error.textContent()),
       /^429 RATE_LIMITED: rate limit of 1 requests per 60 s exceeded; retry in .*\. Retry after \d+ s\.$/,
     );
     assertSameOrigin(watched, origin);
