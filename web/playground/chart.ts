@@ -38,11 +38,14 @@ function svg<K extends keyof SVGElementTagNameMap>(
   return node;
 }
 
-/** 1, 2 or 5 times a power of ten, at least `value`: round gridlines. */
+/** Chart tops whose quarters are round numbers, per power of ten. */
+const NICE_TOPS = [1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10];
+
+/** The smallest nice top at least `value`: the gridlines fall on round numbers. */
 function niceCeil(value: number): number {
   if (value <= 0) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 5]) if (step * power >= value) return step * power;
+  for (const step of NICE_TOPS) if (step * power >= value) return step * power;
   return 10 * power;
 }
 

@@ -387,7 +387,8 @@ function showStats(done: StreamDone): void {
     ],
     ['Tokens/s', t.tokens_per_second.toFixed(1)],
     ['Finish reason', done.finish_reason],
-    ['Tokens', `${done.usage.prompt_tokens} prompt + ${done.usage.completion_tokens} new`],
+    ['New tokens', String(done.usage.completion_tokens)],
+    ['Prompt tokens', String(done.usage.prompt_tokens)],
     ['Queue wait', formatMs(t.queue_ms)],
     ['Backend time', formatMs(t.backend_ms)],
     ['Total', formatMs(t.total_ms)],
@@ -407,7 +408,7 @@ function showPartialStats(reason: string): void {
     ['Time per output token', perToken === undefined ? '—' : formatMs(perToken)],
     ['Tokens/s', perToken === undefined ? '—' : (1000 / perToken).toFixed(1)],
     ['Finish reason', reason],
-    ['Tokens', `${tokens.length} new`],
+    ['New tokens', String(tokens.length)],
   ]);
 }
 
