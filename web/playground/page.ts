@@ -421,6 +421,8 @@ document.addEventListener('keydown', (event) => {
   if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
     event.preventDefault();
     void generate();
+  } else if (event.key === 'Escape' && running !== undefined) {
+    running.abort();
   }
 });
 
