@@ -1,8 +1,8 @@
 /**
  * The playground end to end, in real headless Chromium against a real listening gateway: the page
  * streams the same text /complete answers, draws one bar per token, Stop cancels the generation
- * in the gateway, refusals show the gateway's message, and the page asks nothing of any other
- * origin and logs no error.
+ * in the gateway, refusals show the gateway's message, a key is asked for and sent when the
+ * gateway wants one, and the page asks nothing of any other origin and logs no error.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -302,6 +302,89 @@ test('a rate-limited Generate shows the 429 with its Retry-After', async () => {
     assertSameOrigin(watched, origin);
     assertNoConsoleError(watched, [429]);
   } finally {
+    await page.close();
+    await app.close();
+  }
+});
+
+test('a 401 brings up the key field; the key goes as a Bearer token and stays in sessionStorage', async () => {
+  // Until the gateway has keys of its own, the browser plays an authenticating proxy: any
+  // request to /info or /complete without the key is answered 401 before it leaves the page.
+  const KEY = 'test-key-3f9a';
+  const { app } = await toyApp();
+  const origin = await listen(app);
+  const browserContext = browser.context;
+  const sentKeys: (string | undefined)[] = [];
+  await browserContext.route(/\/(info|complete)$/, async (route) => {
+    const authorization = route.request().headers().authorization;
+    if (route.request().url().endsWith('/complete')) sentKeys.push(authorization);
+    if (authorization === `Bearer ${KEY}`) return route.continue();
+    return route.fulfill({
+      status: 401,
+      contentType: 'application/json',
+      body: JSON.stringify({
+        error: { code: 'UNAUTHORIZED', message: 'a valid API key is required' },
+      }),
+    });
+  });
+  const watched = await openPage(browser, `${origin}/`);
+  const { page } = watched;
+  try {
+    await page.locator('#api-key').waitFor();
+    assert.match(
+      String(await page.locator('#auth-message').textContent()),
+      /a valid API key is required/,
+    );
+    await generate(page, PROMPT, '2');
+    await page.locator('#error').waitFor();
+    assert.equal(
+      await page.locator('#error').textContent(),
+      '401 UNAUTHORIZED: a valid API key is required.',
+    );
+
+    await page.fill('#api-key', KEY);
+    await page.click('#generate');
+    await page.locator('#stats').getByText('Finish reason').waitFor();
+    assert.equal(await page.locator('#error').isVisible(), false);
+    assert.deepEqual(sentKeys, [undefined, `Bearer ${KEY}`]);
+    // /info, refused at first, is asked again with the key and shows the model.
+    await page.locator('#model-info').getByText('model toy').waitFor();
+
+    const stored = await page.evaluate(
+      `({ session: sessionStorage.getItem('gpt2-gateway.api-key'), local: localStorage.length, url: location.href })`,
+    );
+    assert.deepEqual(stored, { session: KEY, local: 0, url: `${origin}/` });
+    // A reload in the same tab keeps the key; nothing about it is in any URL the page asked for.
+    await page.reload();
+    assert.equal(await page.locator('#api-key').inputValue(), KEY);
+    assert.ok(watched.requests.every((url) => !url.includes(KEY)));
+    assertSameOrigin(watched, origin);
+    assertNoConsoleError(watched, [401]);
+  } finally {
+    await browserContext.unrouteAll();
+    await page.close();
+    await app.close();
+  }
+});
+
+test('GET /info with auth.required shows the key field before any request is refused', async () => {
+  const { app } = await toyApp();
+  const origin = await listen(app);
+  // The field the gateway's /info gains with API keys, added to the real answer on its way.
+  await browser.context.route(/\/info$/, async (route) => {
+    const response = await route.fetch();
+    const info = (await response.json()) as Record<string, unknown>;
+    await route.fulfill({ response, json: { ...info, auth: { required: true } } });
+  });
+  const watched = await openPage(browser, `${origin}/`);
+  const { page } = watched;
+  try {
+    await page.locator('#model-info').getByText('model toy').waitFor();
+    assert.equal(await page.locator('#api-key').isVisible(), true);
+    assert.equal(await page.locator('#error').isVisible(), false);
+    assertNoConsoleError(watched);
+  } finally {
+    await browser.context.unrouteAll();
     await page.close();
     await app.close();
   }

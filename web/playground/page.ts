@@ -81,6 +81,8 @@ let tokens: StreamToken[] = [];
 let selected = -1;
 let running: AbortController | undefined;
 let chartFrame = 0;
+/** GET /info answered 401/403: ask again once a key is given. */
+let infoRefused = false;
 
 function storedKey(): string {
   try {
@@ -143,8 +145,6 @@ function clearError(): void {
   errorBox.hidden = true;
   errorBox.textContent = '';
 }
-
-let infoRefused = false;
 
 async function loadInfo(): Promise<void> {
   for (let attempt = 1; attempt <= INFO_ATTEMPTS; attempt++) {
@@ -259,6 +259,8 @@ async function generate(): Promise<void> {
       return;
     }
     if (res.body === null) throw new Error('the gateway sent no body');
+    // The key that got us in also opens /info, if /info refused us before.
+    if (infoRefused) void loadInfo();
     statusLine.textContent = 'Admitted, waiting for the first token…';
     for await (const event of readEvents(res.body)) {
       if (event.name === 'comment') continue;
