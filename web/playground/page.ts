@@ -256,6 +256,7 @@ async function generate(): Promise<void> {
     if (!res.ok) {
       showError(await refusal(res));
       statusLine.textContent = 'Refused.';
+      if (res.status === 401) keyInput.focus();
       return;
     }
     if (res.body === null) throw new Error('the gateway sent no body');
@@ -272,6 +273,7 @@ async function generate(): Promise<void> {
         const done = data as StreamDone;
         // The done event's text is the whole completion; the streamed pieces add up to it.
         completionOut.textContent = done.text;
+        flushChart();
         showStats(done);
         statusLine.textContent = `Done in ${formatMs(performance.now() - started)}.`;
         finished = true;
@@ -291,12 +293,15 @@ async function generate(): Promise<void> {
   } catch (err) {
     if (controller.signal.aborted) {
       statusLine.textContent = `Stopped after ${plural(tokens.length, 'token')}; the gateway cancels the generation.`;
+      flushChart();
       showPartialStats('stopped by you');
     } else {
       showError(`The request failed: ${err instanceof Error ? err.message : String(err)}`);
       statusLine.textContent = 'Failed.';
     }
   } finally {
+    // The last tokens may still wait for a frame: the figures and the bars show together.
+    flushChart();
     running = undefined;
     setRunning(false);
   }
@@ -322,6 +327,13 @@ function addToken(token: StreamToken): void {
       drawChart();
     });
   }
+}
+
+function flushChart(): void {
+  if (chartFrame === 0) return;
+  cancelAnimationFrame(chartFrame);
+  chartFrame = 0;
+  drawChart();
 }
 
 function drawChart(): void {
