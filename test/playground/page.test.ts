@@ -389,3 +389,35 @@ test('GET /info with auth.required shows the key field before any request is ref
     await app.close();
   }
 });
+
+test("a full queue shows the gateway's 503 QUEUE_FULL with its Retry-After", async () => {
+  const backend = new GatedBackend(0);
+  const { app } = await toyApp({ MAX_BATCH_SIZE: '1', MAX_QUEUE: '0' }, { backend });
+  const origin = await listen(app);
+  // One generation holds the only slot (its steps wait), so the page's is refused at once.
+  const busy = new AbortController();
+  const held = await fetch(`${origin}/complete`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: PROMPT, max_new_tokens: 4, stream: true }),
+    signal: busy.signal,
+  });
+  assert.equal(held.status, 200);
+  const watched = await openPage(browser, `${origin}/`);
+  const { page } = watched;
+  try {
+    await generate(page, PROMPT, '4');
+    await page.locator('#error').waitFor();
+    assert.match(
+      String(await page.locator('#error').textContent()),
+      /^503 QUEUE_FULL: .+\. Retry after \d+ s\.$/,
+    );
+    assertSameOrigin(watched, origin);
+    assertNoConsoleError(watched, [503]);
+  } finally {
+    busy.abort();
+    backend.open();
+    await page.close();
+    await app.close();
+  }
+});
