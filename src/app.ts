@@ -20,6 +20,7 @@ import { installErrorHandler } from './http/error-handler.js';
 import { RequestLogController } from './http/request-logging.js';
 import { completeRoutes } from './http/routes/complete.js';
 import { metricsRoute } from './http/routes/metrics.js';
+import { playgroundRoutes } from './http/routes/playground.js';
 import { probeRoutes } from './http/routes/probes.js';
 import { tokenizeRoute } from './http/routes/tokenize.js';
 import { errorBodySchema } from './http/schemas.js';
@@ -153,6 +154,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     rateLimit: limit,
     now,
   });
+  await app.register(playgroundRoutes);
   await app.ready();
   return app;
 }
