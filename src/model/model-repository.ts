@@ -33,6 +33,8 @@ export interface ConfigOptions {
   config: Gpt2Config;
   variant: ModelVariant;
   seedSignature: boolean;
+  /** kv only: logits for every position; otherwise each row's last, a fixed dim of 1. */
+  fullLogits?: boolean;
   instanceKind: 'gpu' | 'cpu';
   maxBatchSize: number;
 }
@@ -77,12 +79,16 @@ export function configPbtxt(o: ConfigOptions): string {
   ];
   if (variant === 'kv') inputs.push(tensor('position_ids', 'TYPE_INT64', [-1]));
   lines.push(`input [\n${inputs.join(',\n')}\n]`);
+  // Output dims must be exactly what onnxruntime infers (Triton compares them exactly): the kv
+  // graph's last-position logits are [batch, 1, vocab] (gpt2-graph.ts).
   const outputs =
-    variant === 'logits' || variant === 'kv'
-      ? [tensor('logits', 'TYPE_FP32', [-1, v])]
-      : variant === 'last'
-        ? [tensor('last_logits', 'TYPE_FP32', [v])]
-        : [tensor('next_token', 'TYPE_INT64', [1]), tensor('logprob', 'TYPE_FP32', [1])];
+    variant === 'kv' && o.fullLogits !== true
+      ? [tensor('logits', 'TYPE_FP32', [1, v])]
+      : variant === 'logits' || variant === 'kv'
+        ? [tensor('logits', 'TYPE_FP32', [-1, v])]
+        : variant === 'last'
+          ? [tensor('last_logits', 'TYPE_FP32', [v])]
+          : [tensor('next_token', 'TYPE_INT64', [1]), tensor('logprob', 'TYPE_FP32', [1])];
   lines.push(`output [\n${outputs.join(',\n')}\n]`);
 
   if (variant === 'kv') {
@@ -148,6 +154,7 @@ export async function writeModelRepository(
     config: opts.config,
     variant: opts.variant,
     seedSignature,
+    fullLogits: opts.fullLogits ?? false,
     instanceKind: opts.instanceKind ?? 'gpu',
     maxBatchSize:
       opts.maxBatchSize ??

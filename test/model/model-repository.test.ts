@@ -109,7 +109,7 @@ describe('configPbtxt', () => {
     assert.match(text, /name: "position_ids"\n {4}data_type: TYPE_INT64\n {4}dims: \[ -1 \]/);
     assert.match(
       text,
-      /output \[\n {2}\{\n {4}name: "logits"\n {4}data_type: TYPE_FP32\n {4}dims: \[ -1, 50257 \]\n {2}\}\n\]/,
+      /output \[\n {2}\{\n {4}name: "logits"\n {4}data_type: TYPE_FP32\n {4}dims: \[ 1, 50257 \]\n {2}\}\n\]/,
     );
     assert.match(text, /max_sequence_idle_microseconds: 60000000/);
     assert.doesNotMatch(text, /dynamic_batching/);
@@ -128,6 +128,15 @@ describe('configPbtxt', () => {
         ['past_key_values.1.value', 'present.1.value'],
       ],
     );
+  });
+
+  test('kv logits: the fixed 1 the graph declares for the last position; every position with fullLogits', () => {
+    const logitsDims = (fullLogits: boolean) =>
+      /name: "logits"\n {4}data_type: TYPE_FP32\n {4}dims: \[ ([^\]]+) \]/.exec(
+        configPbtxt({ ...base, variant: 'kv', maxBatchSize: 1, fullLogits }),
+      )?.[1];
+    assert.equal(logitsDims(false), '1, 50257');
+    assert.equal(logitsDims(true), '-1, 50257');
   });
 
   test('seed signature: no batching, the notebook’s names and shapes', () => {
