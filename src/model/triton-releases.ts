@@ -104,14 +104,10 @@ const KV: Requirement = {
   release: '22.01',
   reason: "a kv model's implicit state needs initial_state",
 };
-/**
- * MultiHeadAttention as --fused uses it: unknown to onnxruntime 1.10, other inputs in 1.14; 1.15
- * has it, but the first runtime Triton ships that the test proves it on (load AND a step) is
- * 1.16.3, so that is the claim.
- */
+/** MultiHeadAttention as --fused uses it: unknown to onnxruntime 1.10, other inputs in 1.14. */
 const FUSED: Requirement = {
-  release: '23.12',
-  reason: '--fused needs onnxruntime 1.16.3 (MultiHeadAttention)',
+  release: '23.05',
+  reason: '--fused needs onnxruntime 1.15 (MultiHeadAttention)',
 };
 /** 8-bit MatMulNBits: onnxruntime 1.16 rejects accuracy_level, 1.17–1.21 only take 4 bits. */
 const INT8: Requirement = {

@@ -107,9 +107,10 @@ describe('planBuild', () => {
       "Triton 21.08 (onnxruntime 1.8.1) cannot load a kv model: a kv model's implicit state needs initial_state; use Triton 22.01 or later",
     );
     assert.match(
-      refused({ ...RANDOM, fused: true, triton: '23.05' }),
-      /use Triton 23\.12 or later$/,
+      refused({ ...RANDOM, fused: true, triton: '23.04' }),
+      /use Triton 23\.05 or later$/,
     );
+    assert.equal(planBuild({ ...RANDOM, fused: true, triton: '23.05' }).model.fused, true);
   });
 
   test('what a target can load is planned for it; --out files are not checked against a Triton', () => {

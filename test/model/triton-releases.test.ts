@@ -61,8 +61,8 @@ describe('Triton releases', () => {
   test('the first release for each option', () => {
     assert.equal(firstReleaseFor({ variant: 'next-token' }).release, '21.08');
     assert.equal(firstReleaseFor({ variant: 'kv' }).release, '22.01');
-    assert.equal(firstReleaseFor({ variant: 'last', fused: true }).release, '23.12');
-    assert.equal(firstReleaseFor({ variant: 'kv', fused: true }).release, '23.12');
+    assert.equal(firstReleaseFor({ variant: 'last', fused: true }).release, '23.05');
+    assert.equal(firstReleaseFor({ variant: 'kv', fused: true }).release, '23.05');
     assert.equal(firstReleaseFor({ variant: 'logits', quantize: 'int8' }).release, '25.05');
     assert.equal(
       firstReleaseFor({ variant: 'kv', fused: true, quantize: 'int8' }).release,
@@ -80,7 +80,7 @@ describe('Triton releases', () => {
     );
     assert.equal(
       incompatibility('21.08', { variant: 'kv', fused: true }),
-      "Triton 21.08 (onnxruntime 1.8.1) cannot load a kv model with --fused: a kv model's implicit state needs initial_state; --fused needs onnxruntime 1.16.3 (MultiHeadAttention); use Triton 23.12 or later",
+      "Triton 21.08 (onnxruntime 1.8.1) cannot load a kv model with --fused: a kv model's implicit state needs initial_state; --fused needs onnxruntime 1.15 (MultiHeadAttention); use Triton 23.05 or later",
     );
     assert.match(
       incompatibility('20.12', { variant: 'logits' }) ?? '',

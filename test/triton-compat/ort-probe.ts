@@ -18,8 +18,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import koffi from 'koffi';
 
-/** Our C API calls are all in OrtApi version 1; ask for what 1.10 (the oldest here) offers. */
-const ORT_API_VERSION = 10;
+/** Every call used here is in OrtApi version 1, which every release serves. */
+const ORT_API_VERSION = 1;
 /** Positions of the functions we call in the OrtApi struct (onnxruntime_c_api.h; ABI-stable). */
 const ORT = {
   GetErrorMessage: 2,

@@ -32,6 +32,7 @@ import type { ProbeResult, ProbeTensor } from './ort-probe.js';
 /** One per onnxruntime that a supported Triton ships; `release` is its first Triton. */
 const RUNTIMES = [
   { pkg: 'onnxruntime-node-1.10', release: '22.01' },
+  { pkg: 'onnxruntime-node-1.15', release: '23.05' },
   { pkg: 'onnxruntime-node-1.16', release: '24.01' },
   { pkg: 'onnxruntime-node-1.17', release: '24.04' },
   { pkg: 'onnxruntime-node-1.22', release: '25.05' },
