@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NAMED_CONFIGS } from '../../src/model/configs.js';
+import { GRAPH_VERSION } from '../../src/model/gpt2-graph.js';
 import { readModelMetadata } from '../../src/model/metadata.js';
 import { configPbtxt, writeModelRepository } from '../../src/model/model-repository.js';
 
@@ -73,6 +74,22 @@ instance_group [
     count: 1
   }
 ]
+parameters {
+  key: "gpt2.variant"
+  value: { string_value: "next-token" }
+}
+parameters {
+  key: "gpt2.graph"
+  value: { string_value: "standard" }
+}
+parameters {
+  key: "gpt2.weights_dtype"
+  value: { string_value: "float32" }
+}
+parameters {
+  key: "gpt2.graph_version"
+  value: { string_value: "${GRAPH_VERSION}" }
+}
 `,
     );
     // The config's [-1] + dims equals the file's shapes: Triton reports the same metadata.

@@ -25,6 +25,7 @@ import {
   compareReleases,
   firstReleaseFor,
   type ModelFacts,
+  modelFactsFromProperties,
   releaseInfo,
 } from '../../src/model/triton-releases.js';
 import type { ProbeResult, ProbeTensor } from './ort-probe.js';
@@ -222,6 +223,14 @@ describe('the onnxruntime releases in the test are the ones Triton ships', () =>
 for (const form of FORMS) {
   const name = formName(form);
   describe(`${name} (first Triton: ${firstReleaseFor(form).release})`, () => {
+    test('config.pbtxt records how it was built (for the gateway’s start-up check)', () => {
+      const facts = modelFactsFromProperties(models.get(name)!.config.parameters ?? {});
+      assert.deepEqual(facts, {
+        variant: form.variant,
+        fused: form.fused === true,
+        ...(form.quantize ? { quantize: form.quantize } : {}),
+      });
+    });
     for (const r of RUNTIMES) {
       const label = `${r.pkg}${r.release ? ` (Triton ${r.release})` : ''}`;
       if (allowed(r.release, form)) {
