@@ -11,15 +11,19 @@ import type { LoggerOptions } from 'pino';
 import type { Backend } from './backends/backend.js';
 import type { Config } from './config.js';
 import { Scheduler } from './generation/scheduler.js';
+import { ClientErrors } from './http/client-errors.js';
 import type { GatewayContext, ModelNotice } from './http/context.js';
 import { installErrorHandler } from './http/error-handler.js';
 import { GatewayError } from './http/errors.js';
 import { installHttpMetrics } from './http/http-metrics.js';
+import { installLingeringClose } from './http/lingering-close.js';
 import { completeRoute } from './http/routes/complete.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { probeRoutes } from './http/routes/probes.js';
 import { tokenizeRoute } from './http/routes/tokenize.js';
 import { errorBodySchema } from './http/schemas.js';
+import { capConnections, serverLimitOptions } from './http/server-limits.js';
+import { installStrictJsonParser } from './http/strict-json.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 import { type Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizer/gpt2-tokenizer.js';
 
@@ -70,7 +74,11 @@ export function loggerOptions(config: Config): LoggerOptions {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const clientErrors = new ClientErrors(config.requestTimeoutMs);
   const app = Fastify({
+    // Slow or malformed requests: bounded, and answered in the one error body.
+    ...serverLimitOptions(config),
+    clientErrorHandler: clientErrors.handler,
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? false }
       : { loggerInstance: deps.loggerInstance }),
@@ -106,12 +114,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     model: deps.model ?? { randomWeights: false },
     now,
   };
+  clientErrors.attach(app.server, app.log);
+  capConnections(app.server, config.maxConnections, app.log);
   app.decorate('gateway', ctx);
   app.decorate('drain', () => scheduler.drain());
   app.addHook('preClose', () => scheduler.drain());
 
   // Only JSON bodies: text/plain (fastify's other default parser) must be a 415, not a 400.
   app.removeContentTypeParser('text/plain');
+  // UTF-8 only and well-formed strings only, for every route that takes JSON.
+  installStrictJsonParser(app);
+  installLingeringClose(app);
   app.addSchema(errorBodySchema);
   installErrorHandler(app, metrics, config.bodyLimitBytes);
   installHttpMetrics(app, ctx);

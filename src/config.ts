@@ -23,6 +23,28 @@ export const DEFAULT_RATE_LIMIT_WINDOW_MS = 60_000;
  */
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
+/**
+ * Headers and body must all arrive within this (answered 408). 30 s lets a 64 KiB body cross a
+ * 20 kbit/s mobile link (GPRS-class, 26 s), yet a slowloris client holds a socket
+ * for at most 30 s instead of forever (nginx waits 60 s between reads, Node 300 s in all).
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * Idle keep-alive. Longer than the idle timeout of the proxies that pool connections to us
+ * (ingress-nginx upstream-keepalive-timeout 60 s, AWS ALB idle timeout 60 s), so the proxy
+ * always closes first: if the gateway closed first, a request the proxy sent on the closing
+ * connection would fail with 502 (AWS: "configure the idle timeout of your application to be
+ * larger than the idle timeout configured for the load balancer", ALB docs, "Connection idle
+ * timeout"). Behind a proxy that idles longer (Google Cloud's 600 s), set it above that.
+ */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 75_000;
+/**
+ * Open connections at most; past it new ones are closed unanswered. At most MAX_BATCH_SIZE +
+ * MAX_QUEUE (72) generations run or wait anyway; 1024 leaves room for idle pooled connections
+ * (ingress-nginx keeps up to 320 per worker process) without letting a flood of idle sockets grow
+ * without bound.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_TRITON_TIMEOUT_MS = 10_000;
 export const DEFAULT_TRITON_CONNECTIONS = 16;
 /** Retries of a call that failed before it was sent (refused, DNS, connect timeout). */
@@ -75,6 +97,10 @@ export interface Config {
   readonly rateLimit: { readonly max: number; readonly windowMs: number };
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** 0: no cap. */
+  readonly maxConnections: number;
   readonly triton: TritonConfig;
 }
 
@@ -188,6 +214,14 @@ export function loadConfig(env: Env): Config {
     },
     bodyLimitBytes: read.int('BODY_LIMIT_BYTES', DEFAULT_BODY_LIMIT_BYTES, 1024, 1 << 30),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 0, 3_600_000),
+    requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS', DEFAULT_REQUEST_TIMEOUT_MS, 1, 3_600_000),
+    keepAliveTimeoutMs: read.int(
+      'KEEP_ALIVE_TIMEOUT_MS',
+      DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+      1,
+      3_600_000,
+    ),
+    maxConnections: read.int('MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 0, 1_000_000),
     triton: {
       url: read.url('TRITON_URL'),
       wire: read.oneOf('TRITON_WIRE', TRITON_WIRES, 'binary'),

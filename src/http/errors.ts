@@ -11,12 +11,22 @@ export const ERROR_STATUS = {
   INVALID_JSON: 400,
   /** The body does not match the route's schema (missing, wrong type, out of range, unknown field). */
   INVALID_REQUEST: 400,
+  /** The body is not UTF-8 (a byte sequence RFC 3629 forbids); never decoded to U+FFFD. */
+  INVALID_UTF8: 400,
+  /** A JSON string holds a lone UTF-16 surrogate escape ("\ud800"); never replaced by U+FFFD. */
+  LONE_SURROGATE: 400,
+  /** The HTTP parser refused the request (CL+TE, duplicate Content-Length, bare LF, ...). */
+  BAD_REQUEST: 400,
   /** prompt tokens + max_new_tokens exceed the model's context (1024 for GPT-2); never truncated. */
   CONTEXT_LENGTH_EXCEEDED: 400,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  /** Headers and body did not all arrive within REQUEST_TIMEOUT_MS. */
+  REQUEST_TIMEOUT: 408,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  /** The request line and headers exceed Node's limit (--max-http-header-size, 16 KiB). */
+  HEADERS_TOO_LARGE: 431,
   /** Per API key or client address (@fastify/rate-limit); comes with Retry-After. */
   RATE_LIMITED: 429,
   /** The client closed the connection before the answer (nginx's 499); only in logs and metrics. */
