@@ -16,6 +16,8 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as 
 const REJECTION_REASONS: Partial<Record<ErrorCode, RejectionReason>> = {
   INVALID_JSON: 'invalid_request',
   INVALID_REQUEST: 'invalid_request',
+  INVALID_UTF8: 'invalid_request',
+  LONE_SURROGATE: 'invalid_request',
   CONTEXT_LENGTH_EXCEEDED: 'context_length',
   PAYLOAD_TOO_LARGE: 'payload_too_large',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',

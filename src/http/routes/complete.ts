@@ -22,6 +22,8 @@ const round = (ms: number) => Math.round(ms * 1000) / 1000;
 export const COMPLETE_ERROR_CODES = [
   'INVALID_JSON',
   'INVALID_REQUEST',
+  'INVALID_UTF8',
+  'LONE_SURROGATE',
   'CONTEXT_LENGTH_EXCEEDED',
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
