@@ -25,9 +25,10 @@ export async function listening(app: FastifyInstance): Promise<number> {
   return address.port;
 }
 
-export function open(port: number): Promise<Socket> {
+/** allowHalfOpen: stay open after the server's FIN, as a client still sending would. */
+export function open(port: number, allowHalfOpen = false): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port }, () => resolve(socket));
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen }, () => resolve(socket));
     socket.once('error', reject);
   });
 }
