@@ -5,15 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { setImmediate as tick } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { toyApp } from '../support/app.js';
 import { exchange, listening, open, parseAnswer, readToClose } from '../support/raw-http.js';
+import type { ToyBackend } from '../support/toy-backend.js';
 
 let app: FastifyInstance;
+let backend: ToyBackend;
 let port: number;
 before(async () => {
   // A short bound so the slow-client cases end quickly; the answers, not the durations, are tested.
-  ({ app } = await toyApp({ REQUEST_TIMEOUT_MS: '300' }));
+  ({ app, backend } = await toyApp({ REQUEST_TIMEOUT_MS: '300' }));
   port = await listening(app);
 });
 after(() => app.close());
@@ -94,6 +97,48 @@ test('a body trickled a byte at a time is cut at the request bound with 408', as
 test('headers that never finish are answered 408 REQUEST_TIMEOUT', async () => {
   const { text } = await exchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n');
   assertRefusal(text, 408, 'REQUEST_TIMEOUT', /within 300 ms/);
+});
+
+test('the bound is on receiving the request, not on answering: a stream outlives it', async () => {
+  const release = backend.hold();
+  const stepsBefore = backend.steps.length;
+  const body = JSON.stringify({ prompt: 'a', max_new_tokens: 3, stream: true });
+  const stream = exchange(
+    port,
+    'POST /complete HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n' +
+      `Content-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  while (backend.steps.length === stepsBefore) await tick();
+  // A request begun after the stream's, cut at the bound: so the bound has passed for the stream.
+  const { text: late } = await exchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n');
+  assertRefusal(late, 408, 'REQUEST_TIMEOUT', /within 300 ms/);
+  release();
+  const { text, error } = await stream;
+  assert.equal(error, undefined);
+  assert.match(text, /^HTTP\/1\.1 200 /);
+  assert.match(text, /event: done\n/);
+});
+
+test('a socket that already has its answer (413, lingering) is closed at the bound, never answered twice', async () => {
+  const serverSide = new Promise<void>((resolve) =>
+    app.server.once('connection', (socket) => socket.once('close', () => resolve())),
+  );
+  // Half-open: the client keeps the connection and stops mid-body; the request bound ends it.
+  const socket = await open(port, true);
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  socket.on('error', () => {});
+  socket.write(
+    'POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"text":',
+  );
+  await new Promise<void>((resolve) => socket.once('end', () => resolve()));
+  // The server has answered and half-closed; more body keeps the request unfinished until cut.
+  socket.write('"aaaa');
+  await serverSide;
+  socket.destroy();
+  const answer = parseAnswer(Buffer.concat(chunks).toString('latin1'));
+  assert.equal(answer.status, 413);
+  assert.equal(JSON.parse(answer.body).error.code, 'PAYLOAD_TOO_LARGE');
 });
 
 test('a well-formed request on the same server is still answered normally', async () => {
