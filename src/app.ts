@@ -16,7 +16,9 @@ import type { ModelNotice } from './backends/created-backend.js';
 import type { Config } from './config.js';
 import { GatewayError } from './contract/errors.js';
 import { Scheduler } from './generation/scheduler.js';
+import { ClientErrors } from './http/client-errors.js';
 import { installErrorHandler } from './http/error-handler.js';
+import { installLingeringClose } from './http/lingering-close.js';
 import { RequestLogController } from './http/request-logging.js';
 import { completeRoutes } from './http/routes/complete.js';
 import { metricsRoute } from './http/routes/metrics.js';
@@ -24,6 +26,8 @@ import { playgroundRoutes } from './http/routes/playground.js';
 import { probeRoutes } from './http/routes/probes.js';
 import { tokenizeRoute } from './http/routes/tokenize.js';
 import { errorBodySchema } from './http/schemas.js';
+import { capConnections, serverLimitOptions } from './http/server-limits.js';
+import { installStrictJsonParser } from './http/strict-json.js';
 import { installHttpMetrics } from './metrics/http-metrics.js';
 import { createGatewayMetrics } from './metrics/metrics.js';
 import { type Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizer/gpt2-tokenizer.js';
@@ -76,7 +80,11 @@ export function loggerOptions(config: Config): LoggerOptions {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const clientErrors = new ClientErrors(config.requestTimeoutMs);
   const app = Fastify({
+    // Slow or malformed requests: bounded, and answered in the one error body.
+    ...serverLimitOptions(config),
+    clientErrorHandler: clientErrors.handler,
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? false }
       : { loggerInstance: deps.loggerInstance }),
@@ -109,11 +117,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     now,
   });
   app.decorate('metricsRegistry', registry);
+  clientErrors.attach(app.server, app.log);
+  capConnections(app.server, config.maxConnections, app.log);
   app.decorate('drain', () => scheduler.drain());
   app.addHook('preClose', () => scheduler.drain());
 
   // Only JSON bodies: text/plain (fastify's other default parser) must be a 415, not a 400.
   app.removeContentTypeParser('text/plain');
+  // UTF-8 only and well-formed strings only, for every route that takes JSON.
+  installStrictJsonParser(app);
+  installLingeringClose(app);
   app.addSchema(errorBodySchema);
   installErrorHandler(app, metrics, config.bodyLimitBytes);
   installHttpMetrics(app, metrics, now);

@@ -24,6 +24,8 @@ import { openEventStream } from '../sse.js';
 export const COMPLETE_ERROR_CODES = [
   'INVALID_JSON',
   'INVALID_REQUEST',
+  'INVALID_UTF8',
+  'LONE_SURROGATE',
   'CONTEXT_LENGTH_EXCEEDED',
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
