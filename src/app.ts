@@ -31,6 +31,8 @@ import { installStrictJsonParser } from './http/strict-json.js';
 import { installHttpMetrics } from './metrics/http-metrics.js';
 import { createGatewayMetrics } from './metrics/metrics.js';
 import { type Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizer/gpt2-tokenizer.js';
+import { PromptTokenizer } from './tokenizer/prompt-tokenizer.js';
+import { TokenizerPool } from './tokenizer/tokenizer-pool.js';
 
 /** A client's X-Request-Id is reused in logs and the completion id only if it looks like an id. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -56,6 +58,8 @@ export const REDACTED_LOG_PATHS = [
 export interface AppDeps {
   readonly backend: Backend;
   readonly tokenizer?: Gpt2Tokenizer;
+  /** Worker threads for large tokenizations; absent: the app makes its own and closes it. */
+  readonly tokenizerPool?: TokenizerPool;
   /** fastify's logger option: false in tests, pino options (or an instance) in server.ts. */
   readonly logger?: FastifyServerOptions['logger'];
   readonly loggerInstance?: FastifyServerOptions['loggerInstance'];
@@ -107,6 +111,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // Once per app: the backend's own metrics (Triton's upstream calls) join the app's registry.
   deps.backend.registerMetrics?.(registry);
   const tokenizer = deps.tokenizer ?? loadGpt2Tokenizer();
+  // Large texts are encoded in worker threads, off the event loop.
+  let pool = deps.tokenizerPool;
+  if (pool === undefined) {
+    const own = new TokenizerPool({ tokenizer });
+    app.addHook('onClose', () => own.close());
+    pool = own;
+  }
+  const promptTokenizer = new PromptTokenizer(tokenizer, pool);
   const now = deps.now ?? (() => performance.now());
   const scheduler = new Scheduler({
     backend: deps.backend,
@@ -156,10 +168,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     model: deps.model ?? { randomWeights: false },
   });
   await app.register(metricsRoute, { registry });
-  await app.register(tokenizeRoute, { tokenizer, rateLimit: limit });
+  await app.register(tokenizeRoute, { tokenizer: promptTokenizer, rateLimit: limit });
   await app.register(completeRoutes, {
     backend,
-    tokenizer,
+    tokenizer: promptTokenizer,
     scheduler,
     metrics,
     maxNewTokensLimit: config.maxNewTokensLimit,

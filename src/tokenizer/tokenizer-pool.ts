@@ -100,6 +100,9 @@ export class TokenizerPool {
   /** Callers of ready() waiting for a worker to finish loading. */
   #readyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
 
+  readonly #workers: number;
+  #started = false;
+
   constructor(options: TokenizerPoolOptions = {}) {
     const workers = options.workers ?? DEFAULT_WORKERS;
     if (!Number.isInteger(workers) || workers < 1) {
@@ -114,7 +117,17 @@ export class TokenizerPool {
     }
     this.#tokenizer = options.tokenizer ?? loadGpt2Tokenizer();
     this.#testHooks = options.testHooks;
-    for (let i = 0; i < workers; i++) this.#spawn();
+    this.#workers = workers;
+  }
+
+  /**
+   * Workers start with the first long text (or ready()): an app that only ever sees short
+   * prompts, like most tests, never pays for them.
+   */
+  #start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    for (let i = 0; i < this.#workers; i++) this.#spawn();
   }
 
   /** Workers alive (replaced ones included), texts being encoded, and texts waiting. */
@@ -131,6 +144,7 @@ export class TokenizerPool {
   ready(): Promise<void> {
     if (this.#broken !== undefined) return Promise.reject(this.#broken);
     if (this.#closed) return Promise.reject(closedError());
+    this.#start();
     if ([...this.#slots].every((slot) => slot.ready)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.#readyWaiters.push({ resolve, reject });
@@ -157,6 +171,7 @@ export class TokenizerPool {
         ),
       );
     }
+    this.#start();
     return new Promise((resolve, reject) => {
       this.#queue.push({ id: this.#nextId++, text, resolve, reject });
       this.#dispatch();

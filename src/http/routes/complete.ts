@@ -69,7 +69,7 @@ export const completeRoutes: FastifyPluginAsync<CompleteRouteOptions> = async (a
     },
     async (request, reply) => {
       const { body } = request;
-      const { promptIds, maxNewTokens, stop } = admitCompletion(
+      const { promptIds, maxNewTokens, stop } = await admitCompletion(
         { prompt: body.prompt, maxNewTokens: body.max_new_tokens, stop: body.stop },
         {
           contextLength: backend.description.contextLength,
