@@ -71,6 +71,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Refuse new generations (503 SHUTTING_DOWN) and wait for the accepted ones (SIGTERM). */
     drain(): Promise<void>;
+    /**
+     * The shutdown deadline: end every generation still queued or running with SHUTTING_DOWN
+     * (503, or an `error` event on a stream). Returns how many it ended.
+     */
+    endGenerations(): number;
     /** The app's one metrics registry: what GET /metrics serves. */
     readonly metricsRegistry: Registry;
   }
@@ -132,7 +137,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   clientErrors.attach(app.server, app.log);
   capConnections(app.server, config.maxConnections, app.log);
   app.decorate('drain', () => scheduler.drain());
-  app.addHook('preClose', () => scheduler.drain());
+  app.decorate('endGenerations', () => scheduler.abortAll(shutdownDeadlineError()));
+  // Closing is not waiting: a graceful wait is drain() first (server.ts bounds it). Whatever is
+  // still running is ended here, so close() never waits on a generation (at most on one step).
+  app.addHook('preClose', async () => {
+    scheduler.abortAll(shutdownDeadlineError());
+    await scheduler.drain();
+  });
 
   // Only JSON bodies: text/plain (fastify's other default parser) must be a 415, not a 400.
   app.removeContentTypeParser('text/plain');
@@ -182,6 +193,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(playgroundRoutes);
   await app.ready();
   return app;
+}
+
+function shutdownDeadlineError(): GatewayError {
+  return new GatewayError(
+    'SHUTTING_DOWN',
+    'the server is shutting down and ended this generation before it finished; retry on another instance',
+  );
 }
 
 /**

@@ -135,6 +135,21 @@ export const SETTINGS = {
     min: 0,
     max: 86_400_000,
   },
+  /**
+   * /readyz follows the upstream: a health poll every interval; one with no answer within the
+   * timeout (a frozen or unreachable server) is missed, and that many misses in a row make the
+   * gateway not ready. Worst case from a freeze to /readyz 503: failures × max(interval, timeout).
+   */
+  TRITON_HEALTH_INTERVAL_MS: {
+    group: 'triton',
+    kind: 'int',
+    fallback: 2_000,
+    min: 0,
+    max: 3_600_000,
+    note: '0 = off',
+  },
+  TRITON_HEALTH_TIMEOUT_MS: { group: 'triton', kind: 'int', fallback: 2_000, min: 1, max: 600_000 },
+  TRITON_HEALTH_FAILURES: { group: 'triton', kind: 'int', fallback: 2, min: 1, max: 100 },
   SELDON_DEPLOYMENT: { group: 'triton', kind: 'string', fallback: undefined },
   SELDON_NAMESPACE: { group: 'triton', kind: 'string', fallback: undefined },
   SELDON_PREDICTOR: { group: 'triton', kind: 'string', fallback: undefined },
@@ -154,6 +169,9 @@ export const DEFAULT_TRITON_STARTUP_TIMEOUT_MS = SETTINGS.TRITON_STARTUP_TIMEOUT
 export const DEFAULT_TRITON_RETRIES = SETTINGS.TRITON_RETRIES.fallback;
 export const DEFAULT_TRITON_BREAKER_FAILURES = SETTINGS.TRITON_BREAKER_FAILURES.fallback;
 export const DEFAULT_TRITON_BREAKER_COOLDOWN_MS = SETTINGS.TRITON_BREAKER_COOLDOWN_MS.fallback;
+export const DEFAULT_TRITON_HEALTH_INTERVAL_MS = SETTINGS.TRITON_HEALTH_INTERVAL_MS.fallback;
+export const DEFAULT_TRITON_HEALTH_TIMEOUT_MS = SETTINGS.TRITON_HEALTH_TIMEOUT_MS.fallback;
+export const DEFAULT_TRITON_HEALTH_FAILURES = SETTINGS.TRITON_HEALTH_FAILURES.fallback;
 
 export interface TritonConfig {
   /** KServe v2 base URL (http://host:port); unset means "discover from SELDON_DEPLOYMENT". */
@@ -168,6 +186,10 @@ export interface TritonConfig {
   readonly startupTimeoutMs: number;
   /** The model's max_batch_size when GET .../config is unreachable (the Seldon executor). */
   readonly maxBatchSize: number | undefined;
+  /** Background health poll: interval (0 = off), per-poll timeout, misses before not ready. */
+  readonly healthIntervalMs: number;
+  readonly healthTimeoutMs: number;
+  readonly healthFailures: number;
   readonly seldonDeployment: string | undefined;
   readonly seldonNamespace: string | undefined;
   readonly seldonPredictor: string | undefined;
@@ -318,6 +340,9 @@ export function loadConfig(env: Env): Config {
       breakerCooldownMs: read.int('TRITON_BREAKER_COOLDOWN_MS'),
       startupTimeoutMs: read.int('TRITON_STARTUP_TIMEOUT_MS'),
       maxBatchSize: read.int('TRITON_MAX_BATCH_SIZE'),
+      healthIntervalMs: read.int('TRITON_HEALTH_INTERVAL_MS'),
+      healthTimeoutMs: read.int('TRITON_HEALTH_TIMEOUT_MS'),
+      healthFailures: read.int('TRITON_HEALTH_FAILURES'),
       seldonDeployment: read.string('SELDON_DEPLOYMENT'),
       seldonNamespace: read.string('SELDON_NAMESPACE'),
       seldonPredictor: read.string('SELDON_PREDICTOR'),

@@ -6,7 +6,7 @@
  * following step (no waiting for the whole batch). At most `maxQueue` generations wait; beyond
  * that, submit() refuses with QUEUE_FULL (503 + Retry-After). A cancelled generation (client gone)
  * leaves at the next step boundary. drain() refuses new work and resolves once all accepted work
- * has finished (SIGTERM).
+ * has finished (SIGTERM); abortAll() ends whatever is left at the shutdown deadline.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { type Backend, BackendError } from '../backends/backend.js';
@@ -39,6 +39,8 @@ interface Job {
   readonly sequenceId: number;
   readonly signal: AbortSignal | undefined;
   stepped: boolean;
+  /** Answered (resolved or rejected): a step that completes afterwards must not answer again. */
+  settled: boolean;
   resolve(outcome: GenerationOutcome): void;
   reject(err: unknown): void;
 }
@@ -53,6 +55,8 @@ export class Scheduler {
   #running = false;
   #draining = false;
   #idleWaiters: (() => void)[] = [];
+  /** Aborted by abortAll(): cuts the backend call of the step in flight. */
+  readonly #stepAbort = new AbortController();
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
@@ -100,8 +104,17 @@ export class Scheduler {
         sequenceId: this.#nextSequenceId++,
         signal,
         stepped: false,
-        resolve,
-        reject,
+        settled: false,
+        resolve(outcome) {
+          if (job.settled) return;
+          job.settled = true;
+          resolve(outcome);
+        },
+        reject(err) {
+          if (job.settled) return;
+          job.settled = true;
+          reject(err);
+        },
       };
       if (signal?.aborted) {
         reject(new GenerationCancelledError('the client went away'));
@@ -120,6 +133,27 @@ export class Scheduler {
     this.#draining = true;
     if (!this.#running && this.#queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * The shutdown deadline: refuse new work and fail every accepted generation with `error` now —
+   * queued ones leave the queue, active ones are answered at once and leave at the step boundary
+   * (their backend state released there, once), and the backend call in flight is aborted where
+   * the backend honours the signal. Returns how many generations it ended.
+   */
+  abortAll(error: unknown): number {
+    this.#draining = true;
+    const { metrics } = this.#options;
+    // A client already gone is left to the step boundary, which counts it as cancelled.
+    const unanswered = this.#active.filter((job) => !job.settled && job.signal?.aborted !== true);
+    const ended = [...this.#queue.splice(0), ...unanswered];
+    for (const job of ended) {
+      metrics.generations.inc({ finish_reason: 'error' });
+      job.reject(error);
+    }
+    this.#updateGauges();
+    if (this.#active.length > 0) this.#stepAbort.abort(error);
+    return ended.length;
   }
 
   async #loop(): Promise<void> {
@@ -157,7 +191,10 @@ export class Scheduler {
 
   async #dropCancelled(): Promise<void> {
     for (const job of [...this.#active]) {
-      if (job.signal?.aborted) {
+      if (job.settled) {
+        // Answered by abortAll() while its step was in flight: only its backend state is left.
+        await this.#end(job);
+      } else if (job.signal?.aborted) {
         this.#options.metrics.generations.inc({ finish_reason: 'cancelled' });
         await this.#end(job);
         job.reject(new GenerationCancelledError('the client went away'));
@@ -168,6 +205,7 @@ export class Scheduler {
   async #step(batch: Job[]): Promise<void> {
     const { backend, metrics } = this.#options;
     const started = this.#now();
+    const abort = this.#stepAbort.signal;
     for (const job of batch) {
       job.generation.markStarted(started);
       job.stepped = true;
@@ -176,6 +214,7 @@ export class Scheduler {
     try {
       results = await backend.step(
         batch.map((job) => ({ sequenceId: job.sequenceId, tokens: job.generation.sequence })),
+        abort,
       );
       if (results.length !== batch.length) {
         throw new BackendError(
@@ -196,7 +235,7 @@ export class Scheduler {
     } catch (err) {
       // One failed forward pass fails every generation in it: there is no partial result.
       for (const job of batch) {
-        metrics.generations.inc({ finish_reason: 'error' });
+        if (!job.settled) metrics.generations.inc({ finish_reason: 'error' });
         await this.#end(job);
         job.reject(err);
       }
@@ -209,6 +248,8 @@ export class Scheduler {
     metrics.batchSize.observe(batch.length);
     metrics.generatedTokens.inc(batch.length);
     for (const [i, job] of batch.entries()) {
+      // Ended by abortAll() during the step: no token after its error; released at the boundary.
+      if (job.settled) continue;
       const result = results[i]!;
       const token = job.generation.accept(result, now - started, now);
       if (token.index === 0) metrics.timeToFirstToken.observe(token.sincePreviousMs / 1000);
