@@ -23,6 +23,7 @@ export const REJECTION_REASONS = [
   'context_length',
   'payload_too_large',
   'unsupported_media_type',
+  'unauthorized',
   'rate_limited',
   'queue_full',
   'shutting_down',
@@ -52,7 +53,11 @@ export const ERRORS = {
   INVALID_REQUEST: rec(400, 'the request body is invalid', _, 'invalid_request', 'client'),
   /** prompt tokens + max_new_tokens exceed the model's context (1024 for GPT-2); never truncated. */
   CONTEXT_LENGTH_EXCEEDED: rec(400, "the request exceeds the model's context", _, 'context_length', 'client'),
+  /** API_KEYS_FILE is set and the request carries no valid key; comes with WWW-Authenticate. */
+  UNAUTHORIZED: rec(401, 'a valid API key is required', _, 'unauthorized', 'client'),
   NOT_FOUND: rec(404, 'no such route', _, _, 'client'),
+  /** /v1/*: the request names a model this gateway does not serve. */
+  MODEL_NOT_FOUND: rec(404, 'the model does not exist', _, _, 'client'),
   METHOD_NOT_ALLOWED: rec(405, 'method not allowed on this route', _, _, 'client'),
   PAYLOAD_TOO_LARGE: rec(413, 'the body is too large', _, 'payload_too_large', 'client'),
   UNSUPPORTED_MEDIA_TYPE: rec(415, 'send the body as JSON', _, 'unsupported_media_type', 'client'),

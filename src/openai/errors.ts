@@ -8,6 +8,8 @@
  * the gateway's own statuses are kept as they are; `type` and `code` are for people and logs.
  */
 
+import { type ErrorCode, GatewayError } from '../contract/errors.js';
+
 export interface OpenAIErrorBody {
   error: {
     message: string;
@@ -119,6 +121,20 @@ export interface GatewayErrorLike {
   readonly statusCode: number;
   readonly message: string;
   readonly retryAfterSeconds?: number | undefined;
+  /** OpenAI's param and code where the thrower knows them better than the table. */
+  readonly openai?: { readonly param: string | null; readonly code: string | null } | undefined;
+}
+
+/**
+ * A gateway error that carries OpenAI's finer `param` and `code` (a /v1 body refusal names the
+ * parameter): the catalogue code still decides the status, the metric and the log line.
+ */
+export class OpenAIGatewayError extends GatewayError {
+  readonly openai: { readonly param: string | null; readonly code: string | null };
+  constructor(code: ErrorCode, error: OpenAIError) {
+    super(code, error.body.error.message);
+    this.openai = { param: error.body.error.param, code: error.body.error.code };
+  }
 }
 
 /**
@@ -127,12 +143,13 @@ export interface GatewayErrorLike {
  */
 export function fromGatewayError(err: GatewayErrorLike, param?: string | null): OpenAIError {
   const mapping = MAPPINGS[err.code];
+  const given = err.openai;
   return openAIError(
     err.statusCode,
     mapping?.type ?? typeForStatus(err.statusCode),
     err.message,
-    param !== undefined ? param : (mapping?.param ?? null),
-    mapping?.code ?? err.code.toLowerCase(),
+    param !== undefined ? param : given !== undefined ? given.param : (mapping?.param ?? null),
+    given !== undefined ? given.code : (mapping?.code ?? err.code.toLowerCase()),
     err.retryAfterSeconds,
   );
 }

@@ -24,6 +24,7 @@ import { openEventStream } from '../sse.js';
 export const COMPLETE_ERROR_CODES = [
   'INVALID_JSON',
   'INVALID_REQUEST',
+  'UNAUTHORIZED',
   'CONTEXT_LENGTH_EXCEEDED',
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
