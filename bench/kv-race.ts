@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { understandSignature } from '../src/contract/signature.js';
 import { buildOnnxModel } from '../src/model/build.js';
 import { NAMED_CONFIGS } from '../src/model/configs.js';
 import { readModelMetadata } from '../src/model/metadata.js';
-import { understandSignature } from '../src/model/signature.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -24,9 +24,9 @@ import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import { buildApp } from '../src/app.js';
-import type { ModelVariant } from '../src/backends/backend.js';
 import { TritonBackend } from '../src/backends/triton/triton-backend.js';
 import { loadConfig } from '../src/config.js';
+import type { ModelVariant } from '../src/contract/model.js';
 import { isNamedConfig, NAMED_CONFIGS } from '../src/model/configs.js';
 import { writeModelRepository } from '../src/model/model-repository.js';
 import { loadGpt2Tokenizer } from '../src/tokenizer/gpt2-tokenizer.js';
@@ -157,8 +157,8 @@ async function gatewayWay(
     connections: 4,
     healthIntervalMs: 0,
     startupTimeoutMs: 0,
-    registry,
   });
+  backend.registerMetrics(registry);
   const app = await buildApp(loadConfig({ RATE_LIMIT_MAX: '0', MAX_NEW_TOKENS_LIMIT: '1000' }), {
     backend,
     tokenizer,

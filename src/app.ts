@@ -15,24 +15,31 @@ import { Registry } from 'prom-client';
 import { type ApiKeysFile, openApiKeysFile } from './auth/api-keys.js';
 import { authPlugin } from './auth/auth-hook.js';
 import type { Backend } from './backends/backend.js';
+import type { ModelNotice } from './backends/created-backend.js';
 import type { Config } from './config.js';
 import { GatewayError } from './contract/errors.js';
 import { Scheduler } from './generation/scheduler.js';
-import type { ModelNotice } from './http/context.js';
+import { ClientErrors } from './http/client-errors.js';
 import { installErrorHandler, recordError } from './http/error-handler.js';
 import { sendError } from './http/error-reply.js';
+import { installLingeringClose } from './http/lingering-close.js';
 import { RequestLogController } from './http/request-logging.js';
 import { completeRoutes } from './http/routes/complete.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { openAICompletionsRoutes } from './http/routes/openai-completions.js';
 import { openAIModelsRoutes } from './http/routes/openai-models.js';
+import { PLAYGROUND_ASSET_PREFIX, playgroundRoutes } from './http/routes/playground.js';
 import { probeRoutes } from './http/routes/probes.js';
 import { tokenizeRoute } from './http/routes/tokenize.js';
 import { errorBodySchema } from './http/schemas.js';
+import { capConnections, serverLimitOptions } from './http/server-limits.js';
+import { installStrictJsonParser } from './http/strict-json.js';
 import { installHttpMetrics } from './metrics/http-metrics.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics/metrics.js';
 import { openAIErrorBodySchema, openAIModelSchema } from './openai/schemas.js';
 import { type Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizer/gpt2-tokenizer.js';
+import { PromptTokenizer } from './tokenizer/prompt-tokenizer.js';
+import { TokenizerPool } from './tokenizer/tokenizer-pool.js';
 
 /** A client's X-Request-Id is reused in logs and the completion id only if it looks like an id. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -58,6 +65,8 @@ export const REDACTED_LOG_PATHS = [
 export interface AppDeps {
   readonly backend: Backend;
   readonly tokenizer?: Gpt2Tokenizer;
+  /** Worker threads for large tokenizations; absent: the app makes its own and closes it. */
+  readonly tokenizerPool?: TokenizerPool;
   /** fastify's logger option: false in tests, pino options (or an instance) in server.ts. */
   readonly logger?: FastifyServerOptions['logger'];
   readonly loggerInstance?: FastifyServerOptions['loggerInstance'];
@@ -89,7 +98,11 @@ export function loggerOptions(config: Config): LoggerOptions {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const clientErrors = new ClientErrors(config.requestTimeoutMs);
   const app = Fastify({
+    // Slow or malformed requests: bounded, and answered in the one error body.
+    ...serverLimitOptions(config),
+    clientErrorHandler: clientErrors.handler,
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? false }
       : { loggerInstance: deps.loggerInstance }),
@@ -112,6 +125,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // Once per app: the backend's own metrics (Triton's upstream calls) join the app's registry.
   deps.backend.registerMetrics?.(registry);
   const tokenizer = deps.tokenizer ?? loadGpt2Tokenizer();
+  // Large texts are encoded in worker threads, off the event loop.
+  let pool = deps.tokenizerPool;
+  if (pool === undefined) {
+    const own = new TokenizerPool({ tokenizer });
+    app.addHook('onClose', () => own.close());
+    pool = own;
+  }
+  const promptTokenizer = new PromptTokenizer(tokenizer, pool);
   const now = deps.now ?? (() => performance.now());
   const scheduler = new Scheduler({
     backend: deps.backend,
@@ -122,6 +143,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     now,
   });
   app.decorate('metricsRegistry', registry);
+  clientErrors.attach(app.server, app.log);
+  capConnections(app.server, config.maxConnections, app.log);
   app.decorate('drain', () => scheduler.drain());
   app.addHook('preClose', () => scheduler.drain());
   const apiKeys = await openKeys(app, config, deps);
@@ -137,6 +160,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   // Only JSON bodies: text/plain (fastify's other default parser) must be a 415, not a 400.
   app.removeContentTypeParser('text/plain');
+  // UTF-8 only and well-formed strings only, for every route that takes JSON.
+  installStrictJsonParser(app);
+  installLingeringClose(app);
   app.addSchema(errorBodySchema);
   app.addSchema(openAIErrorBodySchema);
   app.addSchema(openAIModelSchema);
@@ -149,6 +175,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(
     authPlugin({
       store: apiKeys?.store,
+      // The playground's page and assets hold no data; the page asks for a key itself.
+      isOpen: (request) => {
+        if (request.method !== 'GET' && request.method !== 'HEAD') return false;
+        const path = request.url.split('?')[0] ?? '';
+        return path === '/' || path.startsWith(PLAYGROUND_ASSET_PREFIX);
+      },
       errorReply: (request, reply, _status, code, message) => {
         const error = new GatewayError(code, message);
         recordError(request.log, metrics, error, undefined);
@@ -180,10 +212,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     authRequired: apiKeys !== undefined,
   });
   if (metricsServer === undefined) await app.register(metricsRoute, { registry });
-  await app.register(tokenizeRoute, { tokenizer, rateLimit: limit });
+  await app.register(tokenizeRoute, { tokenizer: promptTokenizer, rateLimit: limit });
   await app.register(completeRoutes, {
     backend,
-    tokenizer,
+    tokenizer: promptTokenizer,
     scheduler,
     metrics,
     maxNewTokensLimit: config.maxNewTokensLimit,
@@ -193,7 +225,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   await app.register(openAICompletionsRoutes, {
     backend,
-    tokenizer,
+    tokenizer: promptTokenizer,
     scheduler,
     metrics,
     maxNewTokensLimit: config.maxNewTokensLimit,
@@ -201,6 +233,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     now,
   });
   await app.register(openAIModelsRoutes, { backend, created: Math.floor(Date.now() / 1000) });
+  await app.register(playgroundRoutes);
   await app.ready();
   return app;
 }

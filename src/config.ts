@@ -85,6 +85,39 @@ export const SETTINGS = {
    */
   BODY_LIMIT_BYTES: { group: 'gateway', kind: 'int', fallback: 64 * 1024, min: 1024, max: 1 << 30 },
   SHUTDOWN_TIMEOUT_MS: { group: 'gateway', kind: 'int', fallback: 30_000, min: 0, max: 3_600_000 },
+  /**
+   * Headers and body must all arrive within this (answered 408). 30 s lets a 64 KiB body cross a
+   * 20 kbit/s mobile link (about 26 s), yet a slowloris client holds a socket for at most 30 s
+   * instead of forever (nginx waits 60 s between reads, Node 300 s in all).
+   */
+  REQUEST_TIMEOUT_MS: { group: 'gateway', kind: 'int', fallback: 30_000, min: 1, max: 3_600_000 },
+  /**
+   * Idle keep-alive. Longer than the idle timeout of the proxies that pool connections to us
+   * (ingress-nginx upstream-keepalive-timeout 60 s, AWS ALB idle timeout 60 s), so the proxy
+   * always closes first: if the gateway closed first, a request the proxy sent on the closing
+   * connection would fail with 502 (AWS ALB docs, "Connection idle timeout"). Behind a proxy
+   * that idles longer (Google Cloud's 600 s), set it above that.
+   */
+  KEEP_ALIVE_TIMEOUT_MS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 75_000,
+    min: 1,
+    max: 3_600_000,
+  },
+  /**
+   * Open connections at most; past it new ones are closed unanswered. At most MAX_BATCH_SIZE +
+   * MAX_QUEUE generations run or wait anyway; 1024 leaves room for idle pooled connections
+   * (ingress-nginx keeps up to 320 per worker process) without letting idle sockets grow unbounded.
+   */
+  MAX_CONNECTIONS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 1024,
+    min: 0,
+    max: 1_000_000,
+    note: '0 = no cap',
+  },
   /** KServe v2 base URL (http://host:port); unset means "discover from SELDON_DEPLOYMENT". */
   TRITON_URL: { group: 'triton', kind: 'url' },
   /** Binary tensor extension or plain JSON; JSON is the only one the Seldon executor passes. */
@@ -130,10 +163,13 @@ type Of<K extends Setting['kind']> = {
 }[SettingName];
 
 /**
- * The Triton start-up wait, for the backend when it is built without a Config (tests); its one
- * home is the row above.
+ * Triton defaults for a backend built without a Config (tests, benches); their one home is the
+ * table above.
  */
 export const DEFAULT_TRITON_STARTUP_TIMEOUT_MS = SETTINGS.TRITON_STARTUP_TIMEOUT_MS.fallback;
+export const DEFAULT_TRITON_RETRIES = SETTINGS.TRITON_RETRIES.fallback;
+export const DEFAULT_TRITON_BREAKER_FAILURES = SETTINGS.TRITON_BREAKER_FAILURES.fallback;
+export const DEFAULT_TRITON_BREAKER_COOLDOWN_MS = SETTINGS.TRITON_BREAKER_COOLDOWN_MS.fallback;
 
 export interface TritonConfig {
   /** KServe v2 base URL (http://host:port); unset means "discover from SELDON_DEPLOYMENT". */
@@ -175,6 +211,10 @@ export interface Config {
   readonly rateLimit: { readonly max: number; readonly windowMs: number };
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** 0: no cap. */
+  readonly maxConnections: number;
   readonly triton: TritonConfig;
 }
 
@@ -287,6 +327,9 @@ export function loadConfig(env: Env): Config {
     rateLimit: { max: read.int('RATE_LIMIT_MAX'), windowMs: read.int('RATE_LIMIT_WINDOW_MS') },
     bodyLimitBytes: read.int('BODY_LIMIT_BYTES'),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS'),
+    requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS'),
+    keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS'),
+    maxConnections: read.int('MAX_CONNECTIONS'),
     triton: {
       url: read.url('TRITON_URL'),
       wire: read.oneOf('TRITON_WIRE', TRITON_WIRES),

@@ -21,6 +21,9 @@ test('defaults match the documented ones', () => {
     rateLimit: { max: 120, windowMs: 60_000 },
     bodyLimitBytes: 65_536,
     shutdownTimeoutMs: 30_000,
+    requestTimeoutMs: 30_000,
+    keepAliveTimeoutMs: 75_000,
+    maxConnections: 1024,
     triton: {
       url: undefined,
       wire: 'binary',

@@ -1,14 +1,10 @@
 /**
- * The one seam between generation and inference (DESIGN.md "The data path").
- * Everything above it — the greedy loop, stop rules, timings, batching, streaming — is written
- * once and runs on every backend.
+ * The one seam between generation and inference. Everything above it — the greedy loop, stop
+ * rules, timings, batching, streaming — is written once and runs on every backend.
  */
-
 import type { Registry } from 'prom-client';
 import type { BackendErrorCode } from '../contract/errors.js';
-
-/** The serving variants the model builder makes (issue 2). */
-export type ModelVariant = 'logits' | 'last' | 'next-token' | 'kv';
+import type { ModelVariant } from '../contract/model.js';
 
 /** What a backend understood about its model; reported by /info and /readyz. */
 export interface BackendDescription {

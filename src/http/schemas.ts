@@ -5,6 +5,7 @@
  */
 import type { FromSchema } from 'json-schema-to-ts';
 import { ERROR_CODES, ERRORS, type ErrorCode } from '../contract/errors.js';
+import { MODEL_VARIANTS } from '../contract/model.js';
 
 /** OpenAI's API and Hugging Face TGI both cap stop sequences at 4. */
 export const MAX_STOP_SEQUENCES = 4;
@@ -185,7 +186,7 @@ export const infoResponseSchema = {
       required: ['name', 'variant', 'context_length', 'vocab_size', 'random_weights'],
       properties: {
         name: { type: 'string' },
-        variant: { type: 'string', enum: ['logits', 'last', 'next-token', 'kv'] },
+        variant: { type: 'string', enum: [...MODEL_VARIANTS] },
         context_length: { type: 'integer' },
         vocab_size: { type: 'integer' },
         random_weights: { type: 'boolean' },

@@ -6,7 +6,7 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname } from 'node:path';
-import type { ModelVariant } from '../backends/backend.js';
+import { MODEL_VARIANTS, type ModelVariant } from '../contract/model.js';
 import { VERSION } from '../version.js';
 import type { Gpt2Config } from './configs.js';
 import {
@@ -68,7 +68,7 @@ export interface BuildReport {
 const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
 const EXTERNAL_DATA_SUFFIX = '_data';
 
-export const VARIANTS: readonly ModelVariant[] = ['logits', 'last', 'next-token', 'kv'];
+export const VARIANTS: readonly ModelVariant[] = MODEL_VARIANTS;
 
 export function isVariant(v: string): v is ModelVariant {
   return (VARIANTS as readonly string[]).includes(v);

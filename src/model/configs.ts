@@ -2,6 +2,13 @@
  * GPT-2 hyperparameters: named sizes and the Hugging Face `config.json` parser.
  */
 
+import {
+  GPT2_CONTEXT_LENGTH,
+  GPT2_EOS_TOKEN_ID,
+  GPT2_LAYER_NORM_EPSILON,
+  GPT2_VOCAB_SIZE,
+} from '../contract/model.js';
+
 export interface Gpt2Config {
   nLayer: number;
   nHead: number;
@@ -12,13 +19,6 @@ export interface Gpt2Config {
   bosTokenId: number;
   eosTokenId: number;
 }
-
-/** GPT-2's BPE vocabulary size; `<|endoftext|>` (50256) is both BOS and EOS. */
-export const GPT2_VOCAB_SIZE = 50257;
-/** GPT-2's n_positions. Not visible in a model's interface, so backends assume it unless told. */
-export const GPT2_CONTEXT_LENGTH = 1024;
-const GPT2_EOS = 50256;
-const GPT2_LAYER_NORM_EPSILON = 1e-5;
 
 export const NAMED_CONFIGS: { readonly tiny: Gpt2Config; readonly gpt2: Gpt2Config } =
   Object.freeze({
@@ -33,8 +33,8 @@ export const NAMED_CONFIGS: { readonly tiny: Gpt2Config; readonly gpt2: Gpt2Conf
       nPositions: GPT2_CONTEXT_LENGTH,
       vocabSize: GPT2_VOCAB_SIZE,
       layerNormEpsilon: GPT2_LAYER_NORM_EPSILON,
-      bosTokenId: GPT2_EOS,
-      eosTokenId: GPT2_EOS,
+      bosTokenId: GPT2_EOS_TOKEN_ID,
+      eosTokenId: GPT2_EOS_TOKEN_ID,
     }),
     /** GPT-2 small, the real 124M architecture (huggingface.co/gpt2 config.json). */
     gpt2: Object.freeze({
@@ -44,8 +44,8 @@ export const NAMED_CONFIGS: { readonly tiny: Gpt2Config; readonly gpt2: Gpt2Conf
       nPositions: GPT2_CONTEXT_LENGTH,
       vocabSize: GPT2_VOCAB_SIZE,
       layerNormEpsilon: GPT2_LAYER_NORM_EPSILON,
-      bosTokenId: GPT2_EOS,
-      eosTokenId: GPT2_EOS,
+      bosTokenId: GPT2_EOS_TOKEN_ID,
+      eosTokenId: GPT2_EOS_TOKEN_ID,
     }),
   });
 
@@ -95,7 +95,8 @@ export function parseHfConfig(json: unknown): Gpt2Config {
   }
   const tokenId = (key: string): number => {
     const v = obj[key];
-    if (v === undefined || v === null) return GPT2_EOS < vocabSize ? GPT2_EOS : vocabSize - 1;
+    if (v === undefined || v === null)
+      return GPT2_EOS_TOKEN_ID < vocabSize ? GPT2_EOS_TOKEN_ID : vocabSize - 1;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= vocabSize) {
       problems.push(`"${key}" must be a token id below vocab_size (got ${JSON.stringify(v)})`);
       return 0;

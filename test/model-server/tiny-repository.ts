@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ModelVariant } from '../../src/backends/backend.js';
+import type { ModelVariant } from '../../src/contract/model.js';
 import { NAMED_CONFIGS } from '../../src/model/configs.js';
 import { writeModelRepository } from '../../src/model/model-repository.js';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import type { ModelVariant } from '../../src/backends/backend.js';
+import type { ModelVariant } from '../../src/contract/model.js';
 import { buildOnnxModel } from '../../src/model/build.js';
 import { NAMED_CONFIGS } from '../../src/model/configs.js';
 import { dequantizeInt8, quantizeInt8 } from '../../src/model/quantize.js';

@@ -3,7 +3,8 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { ModelVariant } from '../../src/backends/backend.js';
+import type { ModelVariant } from '../../src/contract/model.js';
+import { understandSignature } from '../../src/contract/signature.js';
 import { buildOnnxModel } from '../../src/model/build.js';
 import { NAMED_CONFIGS } from '../../src/model/configs.js';
 import { buildGpt2Graph, IR_VERSION, OPSET_VERSION } from '../../src/model/gpt2-graph.js';
@@ -14,7 +15,6 @@ import {
 } from '../../src/model/metadata.js';
 import { modelProto } from '../../src/model/onnx-proto.js';
 import { writeMessageToFile } from '../../src/model/protobuf.js';
-import { understandSignature } from '../../src/model/signature.js';
 import { parameterCount } from '../../src/model/weights.js';
 
 const tiny = NAMED_CONFIGS.tiny;

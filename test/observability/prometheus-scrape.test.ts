@@ -18,9 +18,9 @@ import { Registry } from 'prom-client';
 import { buildApp } from '../../src/app.js';
 import type { Backend } from '../../src/backends/backend.js';
 import { createBackend } from '../../src/backends/create-backend.js';
-import { UpstreamMetrics } from '../../src/backends/triton/upstream-metrics.js';
 import { attack } from '../../src/loadtest/attack.js';
 import { type Summary, summarize } from '../../src/loadtest/summary.js';
+import { UpstreamMetrics } from '../../src/metrics/upstream-metrics.js';
 import { tinyRepository } from '../model-server/tiny-repository.js';
 import { testConfig } from '../support/app.js';
 

@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
-import type { CreatedBackend } from '../create-backend.js';
+import type { CreatedBackend } from '../created-backend.js';
 import { DEFAULT_MODEL_NAME, ensureDefaultModel, RANDOM_WEIGHTS_NOTICE } from './default-model.js';
 import { EmbeddedBackend } from './embedded-backend.js';
 

@@ -1,7 +1,7 @@
 /**
  * With no MODEL_NAME, the embedded backend serves a deterministic random-weight GPT-2 of the real
  * `gpt2` architecture (124M parameters, kv variant), built once and cached in the model
- * repository (issue 3, point 2): timings are realistic, the text is meaningless, and the log and
+ * repository: timings are realistic, the text is meaningless, and the log and
  * GET /info say so and how to load real weights.
  */
 import { access } from 'node:fs/promises';

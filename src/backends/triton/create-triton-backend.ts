@@ -1,11 +1,10 @@
 /**
  * BACKEND=triton from configuration: the upstream URL (explicit TRITON_URL wins, else derived from
  * the SeldonDeployment, whose status then gates readiness), and the TritonBackend over its own
- * keep-alive Pool, with its metrics on a registry the caller exposes.
+ * keep-alive Pool. Its metrics join the app's registry through registerMetrics().
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
 import type { Config } from '../../config.js';
 import { SeldonDiscovery } from '../../kube/seldon-discovery.js';
 import { TritonBackend } from './triton-backend.js';
@@ -15,8 +14,6 @@ export const DEFAULT_TRITON_MODEL_NAME = 'gpt2';
 
 export interface CreatedTritonBackend {
   readonly backend: TritonBackend;
-  /** gpt2_gateway_upstream_* metrics; serve them beside the gateway's own. */
-  readonly registry: Registry;
 }
 
 export async function createTritonBackend(
@@ -50,7 +47,6 @@ export async function createTritonBackend(
   } else if (t.seldonDeployment !== undefined) {
     log.info({ url }, 'TRITON_URL is set: SELDON_DEPLOYMENT is not consulted');
   }
-  const registry = new Registry();
   const d = discovery;
   const backend = new TritonBackend({
     url,
@@ -63,9 +59,8 @@ export async function createTritonBackend(
     breakerCooldownMs: t.breakerCooldownMs,
     startupTimeoutMs: t.startupTimeoutMs,
     ...(t.maxBatchSize === undefined ? {} : { maxBatchSize: t.maxBatchSize }),
-    registry,
     logger: log,
     ...(d ? { gate: () => d.readiness(), onClose: () => d.stop() } : {}),
   });
-  return { backend, registry };
+  return { backend };
 }

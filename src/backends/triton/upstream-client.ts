@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
+import type { UpstreamEndpoint, UpstreamMetrics } from '../../metrics/upstream-metrics.js';
 import { BackendError } from '../backend.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import {
@@ -13,7 +14,6 @@ import {
   fromTransportError,
   isNotSent,
 } from './upstream-errors.js';
-import type { UpstreamEndpoint, UpstreamMetrics } from './upstream-metrics.js';
 
 /** Backoff before retry n (1-based) of a call that was never sent. */
 const RETRY_BACKOFF_MS = 50;
@@ -181,7 +181,7 @@ export class UpstreamClient {
     }
   }
 
-  /** A health-style probe: true on 2xx, false on any other status (§1.1: 400 = not ready). */
+  /** A health-style probe: true on 2xx, false on any other status (KServe v2: any non-200 means not ready; Triton answers 400). */
   async probe(endpoint: UpstreamEndpoint, path: string, what: string): Promise<boolean> {
     const res = await this.send({ endpoint, method: 'GET', path, what });
     const ok = res.status >= 200 && res.status < 300;

@@ -1,6 +1,6 @@
 /**
- * The one mapping of upstream failures onto BackendError codes (CONVENTIONS.md 6). Triton's HTTP
- * status codes are not trusted: 21.08 answers 400 to everything (reference §0, §1.10), so an
+ * The one mapping of upstream failures onto BackendError codes. Triton's HTTP status codes are
+ * not trusted: 21.08 answers 400 to every error (docs/triton-notes.md), so an
  * error is classified by its `{"error": "..."}` message; only bodies that are not Triton's
  * (a proxy in front of it) fall back to the status.
  */
@@ -12,9 +12,10 @@ import { BackendError } from '../backend.js';
 /** Retry-After when the upstream says its queue is full and gives no hint itself. */
 export const DEFAULT_OVERLOAD_RETRY_AFTER_SECONDS = 1;
 
-/** Triton messages for "queue full" and "queue timeout" (§1.10: core scheduler_utils.cc, dynamic_batch_scheduler.cc). */
+/** Triton messages for "queue full" and "queue timeout" (github.com/triton-inference-server/core,
+ * src/scheduler_utils.cc and src/dynamic_batch_scheduler.cc). */
 const OVERLOAD_MESSAGES = [/exceeds maximum queue size/i, /request timeout expired/i];
-/** Triton messages for "not serving (yet/any more)" (§1.10). */
+/** Triton messages for "not serving (yet/any more)" (docs/triton-notes.md). */
 const NOT_READY_MESSAGES = [
   /server not ready/i,
   /server exiting/i,
@@ -23,7 +24,7 @@ const NOT_READY_MESSAGES = [
   /model version not ready/i,
 ];
 
-/** Codes of errors raised before any byte of the request left: safe to retry (issue 4). */
+/** Codes of errors raised before any byte of the request left: safe to retry. */
 const NOT_SENT_CODES = new Set([
   'ECONNREFUSED',
   'ENOTFOUND',

@@ -36,7 +36,7 @@ import {
   OpenAIGatewayError,
 } from '../../openai/errors.js';
 import { openAICompletionSchema } from '../../openai/schemas.js';
-import type { Gpt2Tokenizer } from '../../tokenizer/gpt2-tokenizer.js';
+import type { PromptTokenizer } from '../../tokenizer/prompt-tokenizer.js';
 import { recordError, toClientError } from '../error-handler.js';
 import { refuseUnreadableJsonBody } from '../json-body.js';
 import { requireReadyBackend } from '../readiness.js';
@@ -46,6 +46,8 @@ import { openSseStream } from '../sse.js';
 export const OPENAI_COMPLETIONS_ERROR_CODES = [
   'INVALID_JSON',
   'INVALID_REQUEST',
+  'INVALID_UTF8',
+  'LONE_SURROGATE',
   'CONTEXT_LENGTH_EXCEEDED',
   'UNAUTHORIZED',
   'MODEL_NOT_FOUND',
@@ -70,7 +72,7 @@ export const OPENAI_CHAT_ERROR_CODES = [
 
 export interface OpenAICompletionsRouteOptions {
   readonly backend: Backend;
-  readonly tokenizer: Gpt2Tokenizer;
+  readonly tokenizer: PromptTokenizer;
   readonly scheduler: Scheduler;
   readonly metrics: GatewayMetrics;
   readonly maxNewTokensLimit: number;
@@ -94,10 +96,12 @@ export const openAICompletionsRoutes: FastifyPluginAsync<OpenAICompletionsRouteO
   const { backend, scheduler, metrics, tokenizer, now } = opts;
 
   /** Tokenizes and fits every prompt, or throws the first refusal; nothing is queued yet. */
-  const prepare = (request: CompletionRequest): Prepared[] => {
+  const prepare = async (request: CompletionRequest): Promise<Prepared[]> => {
     const context = backend.description.contextLength;
     const count = request.prompts.length;
-    return request.prompts.map((prompt, index) => {
+    const prepared: Prepared[] = [];
+    // One prompt at a time: the first refusal ends the request before more work is done.
+    for (const [index, prompt] of request.prompts.entries()) {
       const started = now();
       let ids: readonly number[];
       if (prompt.kind === 'tokens') ids = prompt.ids;
@@ -111,7 +115,7 @@ export const openAICompletionsRoutes: FastifyPluginAsync<OpenAICompletionsRouteO
             `the prompt${which} is at least ${atLeast} tokens, more than the model's context of ${context}; shorten the prompt`,
           );
         }
-        ids = tokenizer.encode(prompt.text);
+        ids = await tokenizer.encode(prompt.text);
       }
       const tokenizeMs = prompt.kind === 'tokens' ? 0 : now() - started;
       const fit = fitContext({
@@ -123,9 +127,12 @@ export const openAICompletionsRoutes: FastifyPluginAsync<OpenAICompletionsRouteO
         promptCount: count,
       });
       if (!fit.ok) throw new OpenAIGatewayError('CONTEXT_LENGTH_EXCEEDED', fit.error);
-      const echo = request.echo ? echoOf(ids, tokenizer.createStreamDecoder()) : undefined;
-      return { ids, maxTokens: fit.maxTokens, tokenizeMs, echo };
-    });
+      const echo = request.echo
+        ? echoOf(ids, tokenizer.tokenizer.createStreamDecoder())
+        : undefined;
+      prepared.push({ ids, maxTokens: fit.maxTokens, tokenizeMs, echo });
+    }
+    return prepared;
   };
 
   app.post(
@@ -155,7 +162,7 @@ export const openAICompletionsRoutes: FastifyPluginAsync<OpenAICompletionsRouteO
       if (unknownModel !== undefined) {
         throw new OpenAIGatewayError('MODEL_NOT_FOUND', unknownModel);
       }
-      const prepared = prepare(body);
+      const prepared = await prepare(body);
 
       // A client that hangs up stops every generation of its request at the next step; so does
       // a failure of one of them (its answer is an error, the others' work would be lost anyway).

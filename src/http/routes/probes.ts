@@ -5,11 +5,11 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Backend } from '../../backends/backend.js';
+import type { ModelNotice } from '../../backends/created-backend.js';
 import type { Config } from '../../config.js';
 import { type ErrorCode, GatewayError } from '../../contract/errors.js';
 import type { Scheduler } from '../../generation/scheduler.js';
 import { VERSION } from '../../version.js';
-import type { ModelNotice } from '../context.js';
 import { requireReadyBackend } from '../readiness.js';
 import {
   errorResponses,

@@ -1,5 +1,5 @@
 /**
- * The embedded backend on real ONNX files from the issue-2 builder (tiny config, built in a temp
+ * The embedded backend on real ONNX files from `model build`'s builder (tiny config, built in a temp
  * dir): every variant, driven through the whole gateway, produces the same greedy tokens; batched
  * KV decoding agrees with one-at-a-time decoding; and the backend reports what it loaded.
  */
@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildApp } from '../../../src/app.js';
-import type { ModelVariant } from '../../../src/backends/backend.js';
 import { EmbeddedBackend } from '../../../src/backends/embedded/embedded-backend.js';
+import type { ModelVariant } from '../../../src/contract/model.js';
 import { buildOnnxModel } from '../../../src/model/build.js';
 import { NAMED_CONFIGS } from '../../../src/model/configs.js';
 import { completeConcurrently, testConfig } from '../../support/app.js';

@@ -1,7 +1,7 @@
 /**
  * The whole path over real HTTP: POST /complete → gateway → TritonBackend → KServe v2 →
  * model-server → onnxruntime, for every variant and both wire modes. The tokens must be exactly
- * those of the embedded backend on the same weights (issue 4), which in turn must equal a plain
+ * those of the embedded backend on the same weights, which in turn must equal a plain
  * greedy loop written here.
  */
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-/** kv over Triton's implicit state: every sequence is ended, on completion, cancel and error (issue 4). */
+/** kv over Triton's implicit state: every sequence is ended, on completion, cancel and error. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Dispatcher, Pool } from 'undici';

@@ -1,8 +1,8 @@
 /**
- * A stand-in for Triton that answers with the exact bytes Triton 21.08 (2.13.0) sends (reference
- * §1–§2): status 400 for every error with `{"error": ...}`, empty health bodies, the notebook's
- * recorded model metadata, binary outputs framed by hand (not by our encoder, so the two sides of
- * a test cannot share a bug). Faults are injected per call.
+ * A stand-in for Triton that answers with the exact bytes Triton 21.08 (2.13.0) sends
+ * (docs/triton-notes.md): status 400 for every error with `{"error": ...}`, empty health bodies,
+ * the notebook's recorded model metadata, binary outputs framed by hand (not by our encoder, so
+ * the two sides of a test cannot share a bug). Faults are injected per call.
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -10,10 +10,13 @@ import type { AddressInfo, Socket } from 'node:net';
 
 export const VOCAB = 50257;
 
-/** The notebook's recorded metadata, verbatim from issue 4 (outputs: past_key_values first). */
+/**
+ * The notebook's recorded metadata, verbatim as Triton 21.08 reports it for the model of Seldon
+ * Core's GPT-2 example (outputs: past_key_values first).
+ */
 export const NOTEBOOK_METADATA =
   '{"name":"gpt2","versions":["1"],"platform":"onnxruntime_onnx","inputs":[{"name":"input_ids:0","datatype":"INT32","shape":[-1,-1]},{"name":"attention_mask:0","datatype":"INT32","shape":[-1,-1]}],"outputs":[{"name":"past_key_values","datatype":"FP32","shape":[12,2,-1,12,-1,64]},{"name":"logits","datatype":"FP32","shape":[-1,-1,50257]}]}';
-/** The same with the outputs the other way round (§1.7: order is not stable). */
+/** The same with the outputs the other way round (Triton does not keep the order stable). */
 export const NOTEBOOK_METADATA_LOGITS_FIRST =
   '{"name":"gpt2","versions":["1"],"platform":"onnxruntime_onnx","inputs":[{"name":"input_ids:0","datatype":"INT32","shape":[-1,-1]},{"name":"attention_mask:0","datatype":"INT32","shape":[-1,-1]}],"outputs":[{"name":"logits","datatype":"FP32","shape":[-1,-1,50257]},{"name":"past_key_values","datatype":"FP32","shape":[12,2,-1,12,-1,64]}]}';
 
@@ -48,7 +51,7 @@ export type Fault =
   | 'reset'
   | 'malformed-json'
   | 'wrong-header-length'
-  /** What the Seldon v1 executor does to a binary answer (§7.6): Go's json.HTMLEscape over the
+  /** What the Seldon v1 executor does to a binary answer (docs/triton-notes.md): Go's json.HTMLEscape over the
    * whole body, and Inference-Header-Content-Length dropped. */
   | 'seldon-executor'
   | { status: number; body: string; headers?: Record<string, string> };
@@ -158,7 +161,7 @@ export class ReplayTriton {
         this.#infer(req, res, body, send, error);
         return;
       default:
-        // 21.08: a path that matches no route is 400 with an empty body (§1.10).
+        // 21.08: a path that matches no route is 400 with an empty body (docs/triton-notes.md).
         send(400, '');
         return;
     }

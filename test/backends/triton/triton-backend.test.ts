@@ -210,10 +210,13 @@ describe('TritonBackend against the notebook model (Triton 21.08 replay)', () =>
     assert.deepEqual(b.readiness(), { ready: false, reason: 'the Triton backend is closed' });
   });
 
-  it('exports upstream metrics with bytes and outcomes', async () => {
+  it('exports upstream metrics with bytes and outcomes on the registry it is given', async () => {
     const t = await replay();
     const registry = new Registry();
-    const b = backend(t.url, { registry });
+    const b = backend(t.url);
+    b.registerMetrics(registry);
+    // buildApp calls it once per app; a second call on the same registry changes nothing.
+    b.registerMetrics(registry);
     await b.init();
     await b.step([{ sequenceId: 1, tokens: [5] }]);
     const text = await registry.metrics();

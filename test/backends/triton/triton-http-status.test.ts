@@ -1,4 +1,4 @@
-/** Upstream faults as the client sees them: status, headers and the full error body (issue 4). */
+/** Upstream faults as the client sees them: status, headers and the full error body. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { greedyFromLogits } from '../../../src/backends/embedded/greedy.js';
+import { greedyFromLogits } from '../../src/backends/greedy.js';
 
 test('greedy picks the first maximum and its log-softmax probability', () => {
   const row = Float32Array.from([1, 3, -2, 3, 0.5]);

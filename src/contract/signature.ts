@@ -1,11 +1,14 @@
 /**
- * The one place that understands a GPT-2 model's interface from its metadata (CONTRACTS.md);
- * the embedded backend, the Triton backend and the model server all drive models through this.
+ * The one place that understands a GPT-2 model's interface from its metadata; the embedded
+ * backend, the Triton backend and `model inspect` all drive models through this.
  *
- * Variants and their tensors (names chosen by issue 2; `:0` suffixes and INT32 ids accepted):
+ * Variants and their tensors (the names `model build` gives them; `:0` suffixes and INT32 ids
+ * accepted):
  * - `logits`: input_ids, attention_mask [batch, seq] → logits [batch, seq, vocab].
- *   The notebook's "seed signature" adds past_key_values [n_layer, 2, batch, n_head, seq,
- *   head_dim] (an output only, never needed: `seedPastKeyValues` tells a client to not request it).
+ *   The "seed signature" of Seldon Core's GPT-2 example notebook (SeldonIO/seldon-core,
+ *   examples/triton_gpt2; "the notebook" below and elsewhere) adds past_key_values
+ *   [n_layer, 2, batch, n_head, seq, head_dim] (an output only, never needed:
+ *   `seedPastKeyValues` tells a client to not request it).
  * - `last`: same inputs → last_logits [batch, vocab], the logits of each row's last real token.
  * - `next-token`: same inputs → next_token [batch, 1] INT64 (greedy argmax) and
  *   logprob [batch, 1] FP32 (its natural-log probability).
@@ -23,8 +26,9 @@
  * are computed in the graph from the mask. For `kv` the caller sends position_ids itself and the
  * mask covers past + new positions, so a padded or dummy past slot is simply masked with 0.
  *
- * `kv` under Triton's implicit state (reference triton-kserve-v2.md §4.2, §4.4): the states are
- * not model inputs/outputs in the metadata, so Triton reports only input_ids, attention_mask and
+ * `kv` under Triton's implicit state (Triton docs, "Implicit State Management" in the sequence
+ * batcher's architecture page; docs/triton-notes.md): the states are not model inputs/outputs in
+ * the metadata, so Triton reports only input_ids, attention_mask and
  * position_ids in, logits out (`implicitState: true` here). Because a zero-length initial state is
  * unverified on onnxruntime, config.pbtxt seeds each state with ONE zero position. A client must
  * therefore, on every step of a sequence, send:
@@ -35,8 +39,23 @@
  * test/model/gpt2-graph.test.ts). Clients of a `kv` file with visible past inputs (embedded
  * backend, transformers.js) send an empty past on the first step instead, with no dummy slot.
  */
-import type { ModelVariant } from '../backends/backend.js';
-import type { ModelMetadata, TensorMetadata } from './metadata.js';
+
+/** One tensor of a model's metadata: the shape of both ONNX metadata and KServe v2's. */
+export interface TensorMetadataLike {
+  readonly name: string;
+  readonly datatype: string;
+  readonly shape: readonly number[];
+}
+
+/** What understandSignature reads: a model's name and its inputs and outputs. */
+export interface ModelMetadataLike {
+  readonly name: string;
+  /** Not read here; allowed so that any metadata object fits. */
+  readonly versions?: readonly string[];
+  readonly platform?: string;
+  readonly inputs: readonly TensorMetadataLike[];
+  readonly outputs: readonly TensorMetadataLike[];
+}
 
 export interface TensorRef {
   readonly name: string;
@@ -50,36 +69,71 @@ export interface KvLayerNames {
   readonly presentValue: string;
 }
 
-export interface ModelSignature {
-  readonly variant: ModelVariant;
+/** A kv model's cache layout; `layers` is empty under implicit state. */
+export interface KvLayout {
+  readonly implicitState: boolean;
+  readonly nLayer: number;
+  readonly nHead: number;
+  readonly headDim: number;
+  readonly layers: readonly KvLayerNames[];
+}
+
+interface SignatureBase {
   readonly inputIds: TensorRef;
   readonly attentionMask: TensorRef;
-  /** kv only. */
-  readonly positionIds?: TensorRef;
-  /** The output that carries the answer: logits (logits, kv), last_logits (last), next_token. */
+  /** True when every input and output has a leading dynamic batch dimension. */
+  readonly batchDimension: boolean;
+}
+
+/**
+ * The stateless variants carry no kv layout or position input; `kv?: undefined` and
+ * `positionIds?: undefined` let code that holds any signature ask `sig.kv?.implicitState`
+ * without narrowing first.
+ */
+interface StatelessBase extends SignatureBase {
+  readonly positionIds?: undefined;
+  readonly kv?: undefined;
+}
+
+export interface LogitsSignature extends StatelessBase {
+  readonly variant: 'logits';
   readonly outputs: {
-    readonly logits?: TensorRef;
-    readonly lastLogits?: TensorRef;
-    readonly nextToken?: TensorRef;
-    readonly logprob?: TensorRef;
+    readonly logits: TensorRef;
     /** The seed signature's extra output; never request it. */
     readonly pastKeyValues?: TensorRef;
   };
   /** True for the notebook's model: INT32 `:0` inputs and a past_key_values output. */
   readonly seedPastKeyValues: boolean;
-  /** True when every input and output has a leading dynamic batch dimension. */
-  readonly batchDimension: boolean;
-  /** From the logits' last dim; undefined for next-token, whose interface does not show it. */
-  readonly vocabSize: number | undefined;
-  /** kv only: layer names and sizes; `layers` is empty under implicit state. */
-  readonly kv?: {
-    readonly implicitState: boolean;
-    readonly nLayer: number;
-    readonly nHead: number;
-    readonly headDim: number;
-    readonly layers: readonly KvLayerNames[];
-  };
+  /** The logits' last dim. */
+  readonly vocabSize: number;
 }
+
+export interface LastSignature extends StatelessBase {
+  readonly variant: 'last';
+  readonly outputs: { readonly lastLogits: TensorRef };
+  readonly seedPastKeyValues: false;
+  readonly vocabSize: number;
+}
+
+export interface NextTokenSignature extends StatelessBase {
+  readonly variant: 'next-token';
+  readonly outputs: { readonly nextToken: TensorRef; readonly logprob: TensorRef };
+  readonly seedPastKeyValues: false;
+  /** Not visible in this variant's interface. */
+  readonly vocabSize: undefined;
+}
+
+export interface KvSignature extends SignatureBase {
+  readonly variant: 'kv';
+  readonly positionIds: TensorRef;
+  readonly outputs: { readonly logits: TensorRef };
+  readonly seedPastKeyValues: false;
+  readonly vocabSize: number;
+  readonly kv: KvLayout;
+}
+
+/** How to drive a model, keyed on its variant. */
+export type ModelSignature = LogitsSignature | LastSignature | NextTokenSignature | KvSignature;
 
 const ID_TYPES = new Set(['INT32', 'INT64']);
 
@@ -87,20 +141,22 @@ function strip(name: string): string {
   return name.endsWith(':0') ? name.slice(0, -2) : name;
 }
 
-function describe(ts: readonly TensorMetadata[]): string {
+function describe(ts: readonly TensorMetadataLike[]): string {
   return ts.length === 0
     ? '(none)'
     : ts.map((t) => `${t.name} ${t.datatype} [${t.shape.join(',')}]`).join(', ');
 }
 
-export function understandSignature(meta: ModelMetadata): ModelSignature {
+export function understandSignature(meta: ModelMetadataLike): ModelSignature {
   const what = `model ${meta.name} (inputs: ${describe(meta.inputs)}; outputs: ${describe(meta.outputs)})`;
   const fail = (why: string): never => {
     throw new Error(`cannot drive ${what}: ${why}`);
   };
-  const find = (list: readonly TensorMetadata[], name: string): TensorMetadata | undefined =>
-    list.find((t) => strip(t.name) === name);
-  const ref = (t: TensorMetadata): TensorRef => ({ name: t.name, datatype: t.datatype });
+  const find = (
+    list: readonly TensorMetadataLike[],
+    name: string,
+  ): TensorMetadataLike | undefined => list.find((t) => strip(t.name) === name);
+  const ref = (t: TensorMetadataLike): TensorRef => ({ name: t.name, datatype: t.datatype });
 
   const ids = find(meta.inputs, 'input_ids') ?? fail('no input named input_ids');
   const mask = find(meta.inputs, 'attention_mask') ?? fail('no input named attention_mask');
@@ -116,7 +172,7 @@ export function understandSignature(meta: ModelMetadata): ModelSignature {
     [...meta.inputs, ...meta.outputs].every((t) => t.shape[0] === -1) &&
     find(meta.outputs, 'past_key_values') === undefined;
 
-  const vocabOf = (t: TensorMetadata): number => {
+  const vocabOf = (t: TensorMetadataLike): number => {
     const v = t.shape[t.shape.length - 1];
     if (v === undefined || v <= 0)
       fail(`${t.name} must have a fixed vocabulary size as its last dim`);
@@ -134,9 +190,11 @@ export function understandSignature(meta: ModelMetadata): ModelSignature {
   const logits = find(meta.outputs, 'logits');
 
   if (pastInputs.length > 0 || presentOutputs.length > 0 || positions !== undefined) {
-    if (logits === undefined || logits.shape.length !== 3)
-      fail('a kv model needs logits [batch, seq or 1, vocab]');
-    if (positions === undefined) fail('a kv model needs a position_ids input');
+    const kvLogits =
+      logits !== undefined && logits.shape.length === 3
+        ? logits
+        : fail('a kv model needs logits [batch, seq or 1, vocab]');
+    const kvPositions = positions ?? fail('a kv model needs a position_ids input');
     const implicitState = pastInputs.length === 0;
     const layers: KvLayerNames[] = [];
     let nHead = 0;
@@ -160,8 +218,8 @@ export function understandSignature(meta: ModelMetadata): ModelSignature {
           if (t.shape.length !== 4 || t.datatype !== 'FP32') {
             fail(`${n} must be FP32 [batch, n_head, seq, head_dim]`);
           }
-          nHead = t.shape[1]!;
-          headDim = t.shape[3]!;
+          nHead = t.shape[1] ?? 0;
+          headDim = t.shape[3] ?? 0;
           if (nHead <= 0 || headDim <= 0) fail(`${n} must have fixed n_head and head_dim`);
         }
         layers.push(names);
@@ -170,10 +228,10 @@ export function understandSignature(meta: ModelMetadata): ModelSignature {
     return {
       ...base,
       variant: 'kv',
-      positionIds: ref(positions!),
-      outputs: { logits: ref(logits!) },
+      positionIds: ref(kvPositions),
+      outputs: { logits: ref(kvLogits) },
       seedPastKeyValues: false,
-      vocabSize: vocabOf(logits!),
+      vocabSize: vocabOf(kvLogits),
       kv: { implicitState, nLayer: layers.length, nHead, headDim, layers },
     };
   }

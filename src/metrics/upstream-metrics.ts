@@ -1,9 +1,15 @@
 /**
- * The Triton backend's own Prometheus metrics (CONTRACTS.md: prefixed gpt2_gateway_upstream_).
- * Labels are bounded: the endpoint kind and the outcome code, never a URL or a model input.
+ * The Triton backend's own Prometheus metrics, all prefixed gpt2_gateway_upstream_. Labels are
+ * bounded: the endpoint kind and the outcome code, never a URL or a model input.
+ *
+ * They live on a registry of their own from construction (so a backend used directly, as in
+ * tests, counts from its first call) and are added to the app's registry by registerOn(), which
+ * the backend's registerMetrics() calls once buildApp hands it the app's registry.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { BreakerState } from './circuit-breaker.js';
+import { Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client';
+
+/** The circuit breaker's states (src/backends/triton/circuit-breaker.ts), as the gauge shows them. */
+type BreakerState = 'closed' | 'half-open' | 'open';
 
 export type UpstreamEndpoint =
   | 'health'
@@ -25,8 +31,12 @@ export class UpstreamMetrics {
   readonly retries: Counter<'endpoint'>;
   readonly breakerState: Gauge;
   readonly breakerTransitions: Counter<'state'>;
+  /** Where the metrics live until registerOn(); also what tests read when no app is built. */
+  readonly registry: Registry;
+  readonly #registeredOn = new WeakSet<Registry>();
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry = new Registry()) {
+    this.registry = registry;
     const registers = [registry];
     this.requests = new Counter({
       name: 'gpt2_gateway_upstream_requests_total',
@@ -70,6 +80,23 @@ export class UpstreamMetrics {
       labelNames: ['state'],
       registers,
     });
+  }
+
+  /** Adds every metric to another registry too (the app's); values are shared, not copied. */
+  registerOn(registry: Registry): void {
+    const all: Metric[] = [
+      this.requests,
+      this.duration,
+      this.sentBytes,
+      this.receivedBytes,
+      this.retries,
+      this.breakerState,
+      this.breakerTransitions,
+    ];
+    // Twice on one registry is a no-op, not prom-client's "already registered" error.
+    if (this.#registeredOn.has(registry)) return;
+    this.#registeredOn.add(registry);
+    for (const metric of all) registry.registerMetric(metric);
   }
 
   breakerChanged(state: BreakerState): void {

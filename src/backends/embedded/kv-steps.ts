@@ -1,0 +1,195 @@
+/**
+ * The kv steps of the embedded backend over an onnxruntime session and a KvCache: each new
+ * sequence's prompt is prefilled once (several together when they arrive together), then each
+ * step feeds only the new token with that sequence's cache. Decodes of several sequences run as
+ * one batch — pasts left-padded to a common length, padding masked out with attention_mask zeros
+ * and positions given explicitly (the Optimum convention allows this) — so that on CPU the
+ * weights are read once per step for all of them.
+ */
+import type * as ort from 'onnxruntime-node';
+import type { KvSignature } from '../../contract/signature.js';
+import { BackendError, type StepRequest, type StepResult } from '../backend.js';
+import { greedyAtLastPosition, ids, PAD_ID } from './feeds.js';
+import { floatData, type KvCache } from './kv-cache.js';
+
+/** One step of a kv model; results in the order of the batch. */
+export async function stepKv(
+  session: ort.InferenceSession,
+  sig: KvSignature,
+  cache: KvCache,
+  batch: readonly StepRequest[],
+  batchTogether: boolean,
+): Promise<StepResult[]> {
+  const results = new Array<StepResult>(batch.length);
+  const decode: number[] = [];
+  for (const [b, r] of batch.entries()) {
+    const length = cache.length(r.sequenceId);
+    if (length !== undefined && r.tokens.length === length + 1) decode.push(b);
+  }
+  const batched = decode.length > 1 && batchTogether;
+  const decodeRows = decode.map((b) => batch[b] as StepRequest);
+  cache.keepGroupOnlyFor(batched ? decodeRows.map((r) => r.sequenceId) : undefined);
+  // New sequences are prefilled together (one read of the weights for all their prompts);
+  // anything else that is not a batched decode runs one sequence at a time.
+  const prefill = batch.flatMap((r, b) => (cache.has(r.sequenceId) ? [] : [b]));
+  const batchedPrefill = prefill.length > 1 && batchTogether;
+  if (batchedPrefill) {
+    const out = await prefillTogether(
+      session,
+      sig,
+      cache,
+      prefill.map((b) => batch[b] as StepRequest),
+    );
+    prefill.forEach((b, i) => {
+      results[b] = out[i] as StepResult;
+    });
+  }
+  for (const [b, r] of batch.entries()) {
+    if ((batched && decode.includes(b)) || (batchedPrefill && prefill.includes(b))) continue;
+    results[b] = await runOne(session, sig, cache, r);
+  }
+  if (batched) {
+    const out = await runGroup(session, sig, cache, decodeRows);
+    decode.forEach((b, i) => {
+      results[b] = out[i] as StepResult;
+    });
+  }
+  return results;
+}
+
+/** Feeds for a kv run; the pasts in the order of the signature's layers (key, value). */
+function kvFeeds(
+  sig: KvSignature,
+  shape: { rows: number; width: number; total: number },
+  values: { tokens: number[]; mask: number[]; positions: number[] },
+  past: readonly ort.Tensor[],
+): Record<string, ort.Tensor> {
+  const { rows, width, total } = shape;
+  const feeds: Record<string, ort.Tensor> = {
+    [sig.inputIds.name]: ids(sig.inputIds, values.tokens, [rows, width]),
+    [sig.attentionMask.name]: ids(sig.attentionMask, values.mask, [rows, total]),
+    [sig.positionIds.name]: ids(sig.positionIds, values.positions, [rows, width]),
+  };
+  sig.kv.layers.forEach((layer, i) => {
+    feeds[layer.pastKey] = past[2 * i] as ort.Tensor;
+    feeds[layer.pastValue] = past[2 * i + 1] as ort.Tensor;
+  });
+  return feeds;
+}
+
+/** The present outputs' names, in the order of the signature's layers (key, value). */
+function presentNames(sig: KvSignature): string[] {
+  return sig.kv.layers.flatMap((layer) => [layer.presentKey, layer.presentValue]);
+}
+
+/** The presents of a run, in the order of presentNames(). */
+function presentsOf(sig: KvSignature, out: ort.InferenceSession.OnnxValueMapType): ort.Tensor[] {
+  return presentNames(sig).map((name) => {
+    const t = out[name];
+    if (t === undefined)
+      throw new BackendError('BACKEND_BAD_RESPONSE', `the model returned no ${name}`);
+    return t;
+  });
+}
+
+/** One sequence with a cache of its own: feed the tokens the cache has not seen. */
+async function runOne(
+  session: ort.InferenceSession,
+  sig: KvSignature,
+  cache: KvCache,
+  r: StepRequest,
+): Promise<StepResult> {
+  const own = cache.own(r.sequenceId);
+  const fresh = r.tokens.slice(own.length);
+  if (fresh.length === 0) {
+    throw new BackendError('BACKEND_BAD_RESPONSE', `sequence ${r.sequenceId} has no new tokens`);
+  }
+  const total = own.length + fresh.length;
+  const feeds = kvFeeds(
+    sig,
+    { rows: 1, width: fresh.length, total },
+    {
+      tokens: fresh,
+      mask: new Array<number>(total).fill(1),
+      positions: fresh.map((_, k) => own.length + k),
+    },
+    own.past,
+  );
+  const out = await session.run(feeds);
+  const result = greedyAtLastPosition(out[sig.outputs.logits.name], 0);
+  // The presents become the next step's pasts as they are: no copy.
+  cache.storeOwn(r.sequenceId, presentsOf(sig, out), total);
+  return result;
+}
+
+/**
+ * Prompts of several new sequences in one run: left-padded to the longest, padding masked,
+ * positions counted from each prompt's first real token. Each keeps its own cache, without
+ * the padding.
+ */
+async function prefillTogether(
+  session: ort.InferenceSession,
+  sig: KvSignature,
+  cache: KvCache,
+  rows: readonly StepRequest[],
+): Promise<StepResult[]> {
+  const W = Math.max(...rows.map((r) => r.tokens.length));
+  const tokens: number[] = [];
+  const mask: number[] = [];
+  const positions: number[] = [];
+  for (const r of rows) {
+    const pad = W - r.tokens.length;
+    for (let k = 0; k < W; k++) {
+      tokens.push(k < pad ? PAD_ID : (r.tokens[k - pad] as number));
+      mask.push(k < pad ? 0 : 1);
+      positions.push(k < pad ? 0 : k - pad);
+    }
+  }
+  const feeds = kvFeeds(
+    sig,
+    { rows: rows.length, width: W, total: W },
+    { tokens, mask, positions },
+    cache.emptyPast(rows.length),
+  );
+  const out = await session.run(feeds);
+  const presents = presentNames(sig).map((name) => floatData(out[name], name));
+  cache.storeRows(
+    rows.map((r) => r.sequenceId),
+    rows.map((r) => r.tokens.length),
+    presents,
+    W,
+  );
+  const logits = out[sig.outputs.logits.name];
+  return rows.map((_, b) => greedyAtLastPosition(logits, b));
+}
+
+/**
+ * One-token decodes of several sequences in one run. Rows are left-padded to the longest
+ * cache and the padding masked out; positions are explicit, so each row computes exactly what
+ * it would alone.
+ */
+async function runGroup(
+  session: ort.InferenceSession,
+  sig: KvSignature,
+  cache: KvCache,
+  rows: readonly StepRequest[],
+): Promise<StepResult[]> {
+  const members = rows.map((r) => r.sequenceId);
+  const group = cache.groupPast(members);
+  const lengths = members.map((id) => cache.length(id) as number);
+  const P = group.width;
+  const mask: number[] = [];
+  for (const length of lengths) {
+    for (let k = 0; k < P + 1; k++) mask.push(k < P - length ? 0 : 1);
+  }
+  const feeds = kvFeeds(
+    sig,
+    { rows: rows.length, width: 1, total: P + 1 },
+    { tokens: rows.map((r) => r.tokens.at(-1) as number), mask, positions: lengths },
+    group.past,
+  );
+  const out = await session.run(feeds);
+  cache.advanceGroup(members, presentsOf(sig, out), lengths);
+  const logits = out[sig.outputs.logits.name];
+  return rows.map((_, b) => greedyAtLastPosition(logits, b));
+}
