@@ -36,7 +36,7 @@ import { capConnections, serverLimitOptions } from './http/server-limits.js';
 import { installStrictJsonParser } from './http/strict-json.js';
 import { installHttpMetrics } from './metrics/http-metrics.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics/metrics.js';
-import { openAIErrorBodySchema, openAIModelSchema } from './openai/schemas.js';
+import { openAIErrorBodySchema } from './openai/schemas.js';
 import { type Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizer/gpt2-tokenizer.js';
 import { PromptTokenizer } from './tokenizer/prompt-tokenizer.js';
 import { TokenizerPool } from './tokenizer/tokenizer-pool.js';
@@ -165,7 +165,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   installLingeringClose(app);
   app.addSchema(errorBodySchema);
   app.addSchema(openAIErrorBodySchema);
-  app.addSchema(openAIModelSchema);
   installErrorHandler(app, metrics, config.bodyLimitBytes);
   installHttpMetrics(app, metrics, now);
   app.addHook('onSend', async (request, reply) => {

@@ -26,7 +26,6 @@ export const openAIErrorBodySchema = {
 } as const;
 
 export const openAIModelSchema = {
-  $id: 'OpenAIModel',
   type: 'object',
   additionalProperties: false,
   required: ['id', 'object', 'created', 'owned_by'],
@@ -44,7 +43,7 @@ export const openAIModelListSchema = {
   required: ['object', 'data'],
   properties: {
     object: { type: 'string', enum: ['list'] },
-    data: { type: 'array', items: { $ref: 'OpenAIModel#' } },
+    data: { type: 'array', items: openAIModelSchema },
   },
 } as const;
 

@@ -33,6 +33,7 @@ test('GET /info reports model, backend, limits and version, and the random-weigh
   assert.deepEqual(res.json(), {
     name: 'gpt2-gateway',
     version: '0.1.0',
+    auth: { required: false },
     model: {
       name: 'toy',
       variant: 'logits',

@@ -4,7 +4,7 @@ import type { Backend } from '../../backends/backend.js';
 import type { ErrorCode } from '../../contract/errors.js';
 import { OpenAIGatewayError } from '../../openai/errors.js';
 import { modelList, retrieveModel } from '../../openai/models.js';
-import { openAIModelListSchema } from '../../openai/schemas.js';
+import { openAIModelListSchema, openAIModelSchema } from '../../openai/schemas.js';
 import { requireReadyBackend } from '../readiness.js';
 import { openAIErrorResponses } from '../schemas.js';
 
@@ -49,7 +49,7 @@ export const openAIModelsRoutes: FastifyPluginAsync<OpenAIModelsRouteOptions> = 
       preHandler: ready,
       schema: {
         response: {
-          200: { $ref: 'OpenAIModel#' },
+          200: openAIModelSchema,
           ...openAIErrorResponses(OPENAI_MODEL_ERROR_CODES),
         },
       },
