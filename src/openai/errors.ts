@@ -77,13 +77,20 @@ interface Mapping {
 }
 
 /**
- * Gateway code → OpenAI type, code and param. OpenAI answers a bad or missing key with type
+ * Gateway code → OpenAI type, code and param; one row per catalogue code (the type says so). OpenAI answers a bad or missing key with type
  * `invalid_request_error` and code `invalid_api_key`, and a rate limit with type `requests` and
  * code `rate_limit_exceeded`; compatible servers and clients follow those strings.
  */
-const MAPPINGS: Readonly<Record<string, Mapping>> = {
+const MAPPINGS: Readonly<Record<ErrorCode, Mapping>> = {
   INVALID_JSON: { type: 'invalid_request_error' },
   INVALID_REQUEST: { type: 'invalid_request_error' },
+  INVALID_UTF8: { type: 'invalid_request_error' },
+  LONE_SURROGATE: { type: 'invalid_request_error' },
+  BAD_REQUEST: { type: 'invalid_request_error' },
+  REQUEST_TIMEOUT: { type: 'invalid_request_error' },
+  HEADERS_TOO_LARGE: { type: 'invalid_request_error' },
+  // Only in logs and metrics: nobody is left to read it.
+  CLIENT_CLOSED_REQUEST: { type: 'invalid_request_error' },
   CONTEXT_LENGTH_EXCEEDED: {
     type: 'invalid_request_error',
     code: 'context_length_exceeded',
@@ -142,7 +149,8 @@ export class OpenAIGatewayError extends GatewayError {
  * advice match what /complete would answer. `param` overrides the table's default (or null).
  */
 export function fromGatewayError(err: GatewayErrorLike, param?: string | null): OpenAIError {
-  const mapping = MAPPINGS[err.code];
+  // A code outside the catalogue (a test's, a future one) falls back on its status.
+  const mapping = (MAPPINGS as Readonly<Record<string, Mapping | undefined>>)[err.code];
   const given = err.openai;
   return openAIError(
     err.statusCode,
