@@ -107,9 +107,12 @@ test('a malformed keys file stops the start and names its line, never its conten
 test("with keys every route but the probes needs one; 401s have each family's body and a challenge", async () => {
   const dir = await keysFile(`alpha:${KEY_A}\n`);
   const { app } = await appWithKeys(dir.path);
-  for (const url of ['/healthz', '/readyz']) {
-    assert.equal((await app.inject({ method: 'GET', url })).statusCode, 200, url);
+  // The probes, and the playground's page and files (it asks for the key itself).
+  for (const url of ['/healthz', '/readyz', '/', '/playground/page.js']) {
+    const res = await app.inject({ method: 'GET', url });
+    assert.notEqual(res.statusCode, 401, url);
   }
+  assert.equal((await app.inject({ method: 'POST', url: '/' })).statusCode, 401);
   for (const url of ['/info', '/metrics', '/v1/models', '/v1/models/toy', '/nope']) {
     const res = await app.inject({ method: 'GET', url });
     assert.equal(res.statusCode, 401, url);

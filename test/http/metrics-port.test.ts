@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { toyApp } from '../support/app.js';
+import { secretKeysFile } from '../support/keys-file.js';
 
 test('with METRICS_PORT the API port has no /metrics and the metrics listener serves the app registry', async () => {
   const { app } = await toyApp({ METRICS_PORT: '0' });
@@ -46,6 +47,18 @@ test('with METRICS_PORT the API port has no /metrics and the metrics listener se
   }
   // Closing the app closed the metrics listener too.
   assert.equal(server.server.listening, false);
+});
+
+test('with API keys and METRICS_PORT the scrape needs no key; the API port does', async () => {
+  const dir = await secretKeysFile('alpha:sk-alpha-5e0c2a91b7d34f68\n');
+  const { app } = await toyApp({ METRICS_PORT: '0', API_KEYS_FILE: dir.path });
+  try {
+    assert.equal((await app.inject('/info')).statusCode, 401);
+    assert.equal((await app.metricsServer!.inject('/metrics')).statusCode, 200);
+  } finally {
+    await app.close();
+    await dir.remove();
+  }
 });
 
 test('without METRICS_PORT /metrics stays on the API port and there is no second listener', async () => {
