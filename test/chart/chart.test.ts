@@ -419,6 +419,9 @@ test('everything on: HPA, Ingress, NetworkPolicy, ServiceMonitor, model Job and 
     '/repository',
     '--name',
     'gpt2',
+    // The image is tritonserver:24.05-py3: the build refuses what that release cannot load.
+    '--triton',
+    '24.05',
   ]);
   assert.deepEqual(at(job, 'containers', 0, 'volumeMounts', 0), {
     name: 'repository',

@@ -184,13 +184,13 @@ describe('TritonBackend against the notebook model (Triton 21.08 replay)', () =>
     );
   });
 
-  it('refuses a kv model on Triton 21.08, which has no implicit state', async () => {
+  it('refuses a kv model on Triton 21.08, naming the first release that can load it', async () => {
     const metadata =
       '{"name":"gpt2","versions":["1"],"platform":"onnxruntime_onnx","inputs":[{"name":"input_ids","datatype":"INT64","shape":[-1,-1]},{"name":"attention_mask","datatype":"INT64","shape":[-1,-1]},{"name":"position_ids","datatype":"INT64","shape":[-1,-1]}],"outputs":[{"name":"logits","datatype":"FP32","shape":[-1,-1,50257]}]}';
     const t = await replay({ metadata, serverVersion: '2.13.0' });
     await assert.rejects(
       backend(t.url).init(),
-      /needs implicit state, which Triton 2\.13\.0 lacks/,
+      /Triton server 2\.13\.0 \(release 21\.08.*cannot load a kv model.*use Triton 22\.01 or later/,
     );
   });
 
