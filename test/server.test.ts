@@ -80,6 +80,15 @@ async function listening(server: Served): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
+/** POST /complete with the prompt every case sends. */
+function complete(base: string, maxNewTokens: number, stream: boolean) {
+  return request(`${base}/complete`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'Hello world', max_new_tokens: maxNewTokens, stream }),
+  });
+}
+
 test('a bad configuration exits 2 and lists every problem', async () => {
   const { output, exit } = serve({ PORT: 'x', MAX_QUEUE: '-1' });
   assert.equal(await exit, 2);
@@ -125,11 +134,7 @@ test('SIGTERM drains an in-flight generation, then the process exits 0', async (
     MODEL_NAME: 'tiny-kv',
   });
   const base = await listening(server);
-  const res = await request(`${base}/complete`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt: 'Hello world', max_new_tokens: 200, stream: true }),
-  });
+  const res = await complete(base, 200, true);
   assert.equal(res.statusCode, 200);
   // Signal once the first token has arrived: the generation is in flight.
   let body = '';
@@ -166,14 +171,8 @@ test('SIGTERM past SHUTDOWN_TIMEOUT_MS ends every generation with SHUTTING_DOWN,
   // An idle keep-alive connection must not hold the shutdown open.
   const idle = new Client(base);
   assert.equal((await idle.request({ method: 'GET', path: '/healthz' })).statusCode, 200);
-  const complete = (stream: boolean) =>
-    request(`${base}/complete`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt: 'Hello world', max_new_tokens: 500, stream }),
-    });
-  const streams = await Promise.all([complete(true), complete(true), complete(true)]);
-  const waiting = complete(false);
+  const streams = await Promise.all([1, 2, 3].map(() => complete(base, 500, true)));
+  const waiting = complete(base, 500, false);
   // Every request is admitted (one active, three queued) before the signal.
   for (;;) {
     const metrics = await (await request(`${base}/metrics`)).body.text();
@@ -222,11 +221,7 @@ test('SIGTERM with the model server frozen mid-generation: the call in flight is
     RATE_LIMIT_MAX: '0',
   });
   const base = await listening(server);
-  const res = await request(`${base}/complete`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt: 'Hello world', max_new_tokens: 500, stream: true }),
-  });
+  const res = await complete(base, 500, true);
   let body = '';
   for await (const chunk of res.body) {
     body += (chunk as Buffer).toString();
