@@ -293,25 +293,27 @@ export class CompletionStream {
     return chunk;
   }
 
+  /** A chunk's logprobs as `fill` writes them with the choice's writer; null without logprobs. */
+  #logprobs(
+    index: number,
+    fill: (writer: LogprobsWriter, into: Logprobs) => void,
+  ): Logprobs | null {
+    const writer = this.#writer(index);
+    if (writer === undefined) return null;
+    const logprobs = writer.empty();
+    fill(writer, logprobs);
+    return logprobs;
+  }
+
   /** The prompt's text (and, with logprobs, its tokens) as the choice's first chunk. */
   echo(index: number, echo: EchoInput): CompletionChunk {
-    const writer = this.#writer(index);
-    let logprobs: Logprobs | null = null;
-    if (writer !== undefined) {
-      logprobs = writer.empty();
-      writer.echo(logprobs, echo);
-    }
+    const logprobs = this.#logprobs(index, (writer, into) => writer.echo(into, echo));
     return this.#chunk({ index, text: echo.text, logprobs, finish_reason: null });
   }
 
   /** One token's text; a token that released no text still gets its chunk (its timings). */
   token(index: number, token: TokenInput): CompletionChunk {
-    const writer = this.#writer(index);
-    let logprobs: Logprobs | null = null;
-    if (writer !== undefined) {
-      logprobs = writer.empty();
-      writer.token(logprobs, token);
-    }
+    const logprobs = this.#logprobs(index, (writer, into) => writer.token(into, token));
     return this.#chunk({
       index,
       text: token.text,
