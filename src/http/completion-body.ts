@@ -5,6 +5,7 @@
  */
 import type { GenerationOutcome } from '../generation/generation.js';
 import { wireTimings, wireToken, wireUsage } from '../generation/wire.js';
+import { completionId } from '../openai/completion-response.js';
 
 export interface CompletionFacts {
   readonly requestId: string;
@@ -15,7 +16,8 @@ export interface CompletionFacts {
 
 export function completionBody(facts: CompletionFacts, outcome: GenerationOutcome) {
   return {
-    id: `cmpl-${facts.requestId}`,
+    // The same id as /v1/completions gives: the request id, traceable in the logs.
+    id: completionId(facts.requestId),
     object: 'text_completion' as const,
     created: Math.floor(Date.now() / 1000),
     model: facts.modelName,

@@ -2,8 +2,8 @@
  * JSON schemas of the /v1/* answers: they serialize the routes' responses and openapi.yaml
  * describes them (test/http/openapi.test.ts holds the two equal). The shapes are OpenAI's
  * (openai-node src/resources/completions.ts and models.ts, src/core/error.ts) plus the gateway's
- * `gateway_` timing fields that src/openai/completion-response.ts documents, whose timings and
- * usage are /complete's (src/generation/wire.ts).
+ * `gateway_` timing fields that src/openai/completion-response.ts documents; the timings and
+ * usage schemas are /complete's, from src/generation/wire.ts.
  */
 import { wireTimingsSchema, wireUsageSchema } from '../generation/wire.js';
 
