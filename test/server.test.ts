@@ -38,11 +38,13 @@ before(async () => {
 });
 after(() => rm(repository, { recursive: true, force: true }));
 
-function serve(env: Record<string, string>): {
-  child: ChildProcess;
-  output: () => string;
-  exit: Promise<number | null>;
-} {
+interface Served {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  readonly exit: Promise<number | null>;
+}
+
+function serve(env: Record<string, string>): Served {
   const child = spawn(process.execPath, [CLI, 'serve'], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -56,6 +58,35 @@ function serve(env: Record<string, string>): {
   });
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, output: () => output, exit };
+}
+
+/**
+ * Waits until the model is loaded (the "ready" line) and returns the base URL from the listen
+ * line; fails with the process's output if it ends first.
+ */
+async function listening(server: Served): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (server.output().includes('"msg":"ready"')) resolve();
+    };
+    server.child.stdout?.on('data', check);
+    server.child.stderr?.on('data', check);
+    // 'close' comes after the last of its output, so the failure shows all of it.
+    server.child.on('close', () => reject(new Error(`exited before ready:\n${server.output()}`)));
+    check();
+  });
+  const port = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(server.output())?.[1];
+  assert.ok(port, server.output());
+  return `http://127.0.0.1:${port}`;
+}
+
+/** POST /complete with the prompt every case sends. */
+function complete(base: string, maxNewTokens: number, stream: boolean) {
+  return request(`${base}/complete`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'Hello world', max_new_tokens: maxNewTokens, stream }),
+  });
 }
 
 test('a bad configuration exits 2 and lists every problem', async () => {
@@ -102,19 +133,8 @@ test('SIGTERM drains an in-flight generation, then the process exits 0', async (
     MODEL_REPOSITORY: repository,
     MODEL_NAME: 'tiny-kv',
   });
-  // Wait until the model is loaded; the listen line gives the port.
-  while (!server.output().includes('"msg":"ready"')) {
-    if (server.child.exitCode !== null) assert.fail(server.output());
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  const port = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(server.output())?.[1];
-  assert.ok(port, server.output());
-  const base = `http://127.0.0.1:${port}`;
-  const res = await request(`${base}/complete`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt: 'Hello world', max_new_tokens: 200, stream: true }),
-  });
+  const base = await listening(server);
+  const res = await complete(base, 200, true);
   assert.equal(res.statusCode, 200);
   // Signal once the first token has arrived: the generation is in flight.
   let body = '';
@@ -147,24 +167,12 @@ test('SIGTERM past SHUTDOWN_TIMEOUT_MS ends every generation with SHUTTING_DOWN,
     SHUTDOWN_TIMEOUT_MS: '100',
     RATE_LIMIT_MAX: '0',
   });
-  while (!server.output().includes('"msg":"ready"')) {
-    if (server.child.exitCode !== null) assert.fail(server.output());
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  const port = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(server.output())?.[1];
-  assert.ok(port, server.output());
-  const base = `http://127.0.0.1:${port}`;
+  const base = await listening(server);
   // An idle keep-alive connection must not hold the shutdown open.
   const idle = new Client(base);
   assert.equal((await idle.request({ method: 'GET', path: '/healthz' })).statusCode, 200);
-  const complete = (stream: boolean) =>
-    request(`${base}/complete`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt: 'Hello world', max_new_tokens: 500, stream }),
-    });
-  const streams = await Promise.all([complete(true), complete(true), complete(true)]);
-  const waiting = complete(false);
+  const streams = await Promise.all([1, 2, 3].map(() => complete(base, 500, true)));
+  const waiting = complete(base, 500, false);
   // Every request is admitted (one active, three queued) before the signal.
   for (;;) {
     const metrics = await (await request(`${base}/metrics`)).body.text();
@@ -212,17 +220,8 @@ test('SIGTERM with the model server frozen mid-generation: the call in flight is
     SHUTDOWN_TIMEOUT_MS: '100',
     RATE_LIMIT_MAX: '0',
   });
-  while (!server.output().includes('"msg":"ready"')) {
-    if (server.child.exitCode !== null) assert.fail(server.output());
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  const port = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(server.output())?.[1];
-  assert.ok(port, server.output());
-  const res = await request(`http://127.0.0.1:${port}/complete`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt: 'Hello world', max_new_tokens: 500, stream: true }),
-  });
+  const base = await listening(server);
+  const res = await complete(base, 500, true);
   let body = '';
   for await (const chunk of res.body) {
     body += (chunk as Buffer).toString();

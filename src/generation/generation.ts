@@ -51,7 +51,8 @@ export interface GenerationSpec {
   readonly onToken?: (token: GeneratedToken) => void;
 }
 
-const round = (ms: number) => Math.round(ms * 1000) / 1000;
+/** Milliseconds to the microsecond: what every timing the gateway reports is rounded to. */
+export const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 export class Generation {
   readonly sequence: number[];
@@ -108,8 +109,8 @@ export class Generation {
       id: result.tokenId,
       text,
       logprob: result.logprob,
-      backendStepMs: round(stepMs),
-      sincePreviousMs: round(nowMs - this.#lastTokenMs),
+      backendStepMs: roundMs(stepMs),
+      sincePreviousMs: roundMs(nowMs - this.#lastTokenMs),
     };
     this.#lastTokenMs = nowMs;
     this.#text += text;
@@ -127,10 +128,10 @@ export class Generation {
       text: this.#text,
       finishReason: this.#finish,
       timings: {
-        queueMs: round(started - this.submittedMs),
+        queueMs: roundMs(started - this.submittedMs),
         timeToFirstTokenMs: first === undefined ? 0 : first.sincePreviousMs,
-        backendMs: round(this.#backendMs),
-        totalMs: round(nowMs - this.spec.arrivalMs),
+        backendMs: roundMs(this.#backendMs),
+        totalMs: roundMs(nowMs - this.spec.arrivalMs),
       },
     };
   }

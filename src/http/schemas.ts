@@ -6,6 +6,7 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import { ERROR_CODES, ERRORS, type ErrorCode } from '../contract/errors.js';
 import { MODEL_VARIANTS } from '../contract/model.js';
+import { wireTimingsSchema, wireTokenSchema, wireUsageSchema } from '../generation/wire.js';
 
 /** OpenAI's API and Hugging Face TGI both cap stop sequences at 4. */
 export const MAX_STOP_SEQUENCES = 4;
@@ -54,54 +55,7 @@ export function completeBodySchema(maxNewTokensLimit: number) {
 
 export type CompleteBody = FromSchema<ReturnType<typeof completeBodySchema>>;
 
-const tokenSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['index', 'id', 'text', 'logprob', 'backend_step_ms', 'since_previous_ms'],
-  properties: {
-    index: { type: 'integer' },
-    id: { type: 'integer' },
-    text: { type: 'string' },
-    logprob: { type: 'number' },
-    backend_step_ms: { type: 'number' },
-    since_previous_ms: { type: 'number' },
-  },
-} as const;
-export const tokenEventSchema = tokenSchema;
-
-const usageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
-  properties: {
-    prompt_tokens: { type: 'integer' },
-    completion_tokens: { type: 'integer' },
-    total_tokens: { type: 'integer' },
-  },
-} as const;
-
-const timingsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'tokenize_ms',
-    'queue_ms',
-    'time_to_first_token_ms',
-    'time_per_output_token_ms',
-    'backend_ms',
-    'total_ms',
-    'tokens_per_second',
-  ],
-  properties: {
-    tokenize_ms: { type: 'number' },
-    queue_ms: { type: 'number' },
-    time_to_first_token_ms: { type: 'number' },
-    time_per_output_token_ms: { type: ['number', 'null'] },
-    backend_ms: { type: 'number' },
-    total_ms: { type: 'number' },
-    tokens_per_second: { type: 'number' },
-  },
-} as const;
+export const tokenEventSchema = wireTokenSchema;
 
 const completionFields = {
   id: { type: 'string' },
@@ -110,8 +64,8 @@ const completionFields = {
   model: { type: 'string' },
   text: { type: 'string' },
   finish_reason: { type: 'string', enum: ['length', 'eos', 'stop'] },
-  usage: usageSchema,
-  timings: timingsSchema,
+  usage: wireUsageSchema,
+  timings: wireTimingsSchema,
 } as const;
 const completionRequired = [
   'id',
@@ -128,7 +82,7 @@ export const completionSchema = {
   type: 'object',
   additionalProperties: false,
   required: [...completionRequired, 'tokens'],
-  properties: { ...completionFields, tokens: { type: 'array', items: tokenSchema } },
+  properties: { ...completionFields, tokens: { type: 'array', items: wireTokenSchema } },
 } as const;
 
 /** The SSE `done` event: the completion without the tokens, which were streamed one by one. */

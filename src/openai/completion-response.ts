@@ -2,8 +2,8 @@
  * The answer of POST /v1/completions in OpenAI's shapes, built from the gateway's generation
  * results: the non-streamed `text_completion` object and the stream's chunks (openai-node
  * src/resources/completions.ts: Completion, CompletionChoice, CompletionUsage; both share one
- * shape). Pure functions over small structural input types, so the generation module's types
- * satisfy them without this module importing it.
+ * shape). Pure functions over the generation's results; the token, timings and usage objects
+ * are /complete's, mapped once in src/generation/wire.ts.
  *
  * The gateway's timings ride along as extra fields whose names start with `gateway_`: OpenAI's
  * SDKs keep unknown fields of a choice and never fail on them, and the prefix keeps them clear
@@ -13,20 +13,20 @@
  * - streamed: each token's chunk carries `choices[0].gateway_token`, the chunk that ends a
  *   choice carries `choices[0].gateway_timings`.
  */
+import type { FinishReason, GeneratedToken, GenerationOutcome } from '../generation/generation.js';
+import {
+  type WireTimings,
+  type WireToken,
+  type WireUsage,
+  wireTimings,
+  wireToken,
+  wireUsage,
+} from '../generation/wire.js';
 
-/** How the gateway ends a generation. */
-export type GatewayFinishReason = 'length' | 'eos' | 'stop';
 export type OpenAIFinishReason = 'stop' | 'length';
 
-/** What a generated token must offer (the generation module's GeneratedToken satisfies it). */
-export interface TokenInput {
-  readonly index: number;
-  readonly id: number;
-  /** Text the token released; the texts of all tokens join to the completion's text. */
-  readonly text: string;
-  readonly logprob: number;
-  readonly backendStepMs: number;
-  readonly sincePreviousMs: number;
+/** A generated token, with the alternatives a backend may one day give. */
+export interface TokenInput extends GeneratedToken {
   /**
    * Most likely alternatives at this position, where the backend's variant gives logits. Absent
    * today: backends return the chosen token's logprob only.
@@ -34,16 +34,8 @@ export interface TokenInput {
   readonly topLogprobs?: readonly { readonly text: string; readonly logprob: number }[];
 }
 
-export interface OutcomeInput {
+export interface OutcomeInput extends Omit<GenerationOutcome, 'tokens'> {
   readonly tokens: readonly TokenInput[];
-  readonly text: string;
-  readonly finishReason: GatewayFinishReason;
-  readonly timings: {
-    readonly queueMs: number;
-    readonly timeToFirstTokenMs: number;
-    readonly backendMs: number;
-    readonly totalMs: number;
-  };
 }
 
 /** The prompt, for `echo`: its text and its tokens (whose texts join to it). */
@@ -101,35 +93,15 @@ export interface Logprobs {
   text_offset: number[];
 }
 
-export interface GatewayTimings {
-  tokenize_ms: number;
-  queue_ms: number;
-  time_to_first_token_ms: number;
-  time_per_output_token_ms: number | null;
-  backend_ms: number;
-  total_ms: number;
-  tokens_per_second: number;
-}
-
-export interface GatewayToken {
-  index: number;
-  id: number;
-  backend_step_ms: number;
-  since_previous_ms: number;
-}
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
+/** A token's wire fields less its text and logprob, which OpenAI's own fields carry. */
+export type GatewayToken = Omit<WireToken, 'text' | 'logprob'>;
 
 export interface CompletionChoice {
   index: number;
   text: string;
   logprobs: Logprobs | null;
   finish_reason: OpenAIFinishReason;
-  gateway_timings: GatewayTimings;
+  gateway_timings: WireTimings;
   gateway_tokens: GatewayToken[];
 }
 
@@ -139,7 +111,7 @@ export interface Completion {
   created: number;
   model: string;
   choices: CompletionChoice[];
-  usage: Usage;
+  usage: WireUsage;
 }
 
 export interface ChunkChoice {
@@ -148,7 +120,7 @@ export interface ChunkChoice {
   logprobs: Logprobs | null;
   finish_reason: OpenAIFinishReason | null;
   gateway_token?: GatewayToken;
-  gateway_timings?: GatewayTimings;
+  gateway_timings?: WireTimings;
 }
 
 export interface CompletionChunk {
@@ -158,10 +130,8 @@ export interface CompletionChunk {
   model: string;
   choices: ChunkChoice[];
   /** Only with stream_options.include_usage: null on every chunk but the last. */
-  usage?: Usage | null;
+  usage?: WireUsage | null;
 }
-
-const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
 /** OpenAI's ids start with `cmpl-`; the request id keeps it traceable in the logs. */
 export function completionId(requestId: string): string {
@@ -169,32 +139,17 @@ export function completionId(requestId: string): string {
 }
 
 /** EOS and a stop string both mean the model stopped by itself: OpenAI's "stop". */
-export function toOpenAIFinishReason(reason: GatewayFinishReason): OpenAIFinishReason {
+export function toOpenAIFinishReason(reason: FinishReason): OpenAIFinishReason {
   return reason === 'length' ? 'length' : 'stop';
 }
 
 /** Same totals as /complete's `timings`, so one client sees one set of definitions. */
-export function gatewayTimings(outcome: OutcomeInput, tokenizeMs = 0): GatewayTimings {
-  const n = outcome.tokens.length;
-  const t = outcome.timings;
-  return {
-    tokenize_ms: round(tokenizeMs),
-    queue_ms: t.queueMs,
-    time_to_first_token_ms: t.timeToFirstTokenMs,
-    time_per_output_token_ms: n > 1 ? round((t.totalMs - t.timeToFirstTokenMs) / (n - 1)) : null,
-    backend_ms: t.backendMs,
-    total_ms: t.totalMs,
-    tokens_per_second: t.totalMs > 0 ? round((n * 1000) / t.totalMs) : 0,
-  };
-}
+const gatewayTimings = (choice: ChoiceInput): WireTimings =>
+  wireTimings(choice.outcome, choice.tokenizeMs ?? 0);
 
 function gatewayToken(token: TokenInput): GatewayToken {
-  return {
-    index: token.index,
-    id: token.id,
-    backend_step_ms: token.backendStepMs,
-    since_previous_ms: token.sincePreviousMs,
-  };
+  const { text: _text, logprob: _logprob, ...rest } = wireToken(token);
+  return rest;
 }
 
 /** Python's len(), which OpenAI's offsets count in; JS's length counts UTF-16 units. */
@@ -256,18 +211,14 @@ class LogprobsWriter {
   }
 }
 
-function usageOf(choices: readonly ChoiceInput[]): Usage {
+function usageOf(choices: readonly ChoiceInput[]): WireUsage {
   let prompt = 0;
   let completion = 0;
   for (const c of choices) {
     prompt += c.promptTokens;
     completion += c.outcome.tokens.length;
   }
-  return {
-    prompt_tokens: prompt,
-    completion_tokens: completion,
-    total_tokens: prompt + completion,
-  };
+  return wireUsage(prompt, completion);
 }
 
 /**
@@ -293,7 +244,7 @@ export function buildCompletion(meta: CompletionMeta, choices: readonly ChoiceIn
         text: (c.echo?.text ?? '') + c.outcome.text,
         logprobs,
         finish_reason: toOpenAIFinishReason(c.outcome.finishReason),
-        gateway_timings: gatewayTimings(c.outcome, c.tokenizeMs),
+        gateway_timings: gatewayTimings(c),
         gateway_tokens: c.outcome.tokens.map(gatewayToken),
       };
     }),
@@ -342,25 +293,27 @@ export class CompletionStream {
     return chunk;
   }
 
+  /** A chunk's logprobs as `fill` writes them with the choice's writer; null without logprobs. */
+  #logprobs(
+    index: number,
+    fill: (writer: LogprobsWriter, into: Logprobs) => void,
+  ): Logprobs | null {
+    const writer = this.#writer(index);
+    if (writer === undefined) return null;
+    const logprobs = writer.empty();
+    fill(writer, logprobs);
+    return logprobs;
+  }
+
   /** The prompt's text (and, with logprobs, its tokens) as the choice's first chunk. */
   echo(index: number, echo: EchoInput): CompletionChunk {
-    const writer = this.#writer(index);
-    let logprobs: Logprobs | null = null;
-    if (writer !== undefined) {
-      logprobs = writer.empty();
-      writer.echo(logprobs, echo);
-    }
+    const logprobs = this.#logprobs(index, (writer, into) => writer.echo(into, echo));
     return this.#chunk({ index, text: echo.text, logprobs, finish_reason: null });
   }
 
   /** One token's text; a token that released no text still gets its chunk (its timings). */
   token(index: number, token: TokenInput): CompletionChunk {
-    const writer = this.#writer(index);
-    let logprobs: Logprobs | null = null;
-    if (writer !== undefined) {
-      logprobs = writer.empty();
-      writer.token(logprobs, token);
-    }
+    const logprobs = this.#logprobs(index, (writer, into) => writer.token(into, token));
     return this.#chunk({
       index,
       text: token.text,
@@ -381,7 +334,7 @@ export class CompletionStream {
       text: '',
       logprobs: null,
       finish_reason: toOpenAIFinishReason(choice.outcome.finishReason),
-      gateway_timings: gatewayTimings(choice.outcome, choice.tokenizeMs),
+      gateway_timings: gatewayTimings(choice),
     });
   }
 

@@ -2,8 +2,10 @@
  * JSON schemas of the /v1/* answers: they serialize the routes' responses and openapi.yaml
  * describes them (test/http/openapi.test.ts holds the two equal). The shapes are OpenAI's
  * (openai-node src/resources/completions.ts and models.ts, src/core/error.ts) plus the gateway's
- * `gateway_` timing fields that src/openai/completion-response.ts documents.
+ * `gateway_` timing fields that src/openai/completion-response.ts documents; the timings and
+ * usage schemas are /complete's, from src/generation/wire.ts.
  */
+import { wireTimingsSchema, wireUsageSchema } from '../generation/wire.js';
 
 export const openAIErrorBodySchema = {
   $id: 'OpenAIErrorBody',
@@ -77,29 +79,6 @@ const logprobsSchema = {
   ],
 } as const;
 
-const gatewayTimingsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'tokenize_ms',
-    'queue_ms',
-    'time_to_first_token_ms',
-    'time_per_output_token_ms',
-    'backend_ms',
-    'total_ms',
-    'tokens_per_second',
-  ],
-  properties: {
-    tokenize_ms: { type: 'number' },
-    queue_ms: { type: 'number' },
-    time_to_first_token_ms: { type: 'number' },
-    time_per_output_token_ms: { type: ['number', 'null'] },
-    backend_ms: { type: 'number' },
-    total_ms: { type: 'number' },
-    tokens_per_second: { type: 'number' },
-  },
-} as const;
-
 const gatewayTokenSchema = {
   type: 'object',
   additionalProperties: false,
@@ -109,17 +88,6 @@ const gatewayTokenSchema = {
     id: { type: 'integer' },
     backend_step_ms: { type: 'number' },
     since_previous_ms: { type: 'number' },
-  },
-} as const;
-
-const usageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
-  properties: {
-    prompt_tokens: { type: 'integer' },
-    completion_tokens: { type: 'integer' },
-    total_tokens: { type: 'integer' },
   },
 } as const;
 
@@ -151,12 +119,12 @@ export const openAICompletionSchema = {
           text: { type: 'string' },
           logprobs: logprobsSchema,
           finish_reason: { type: 'string', enum: ['stop', 'length'] },
-          gateway_timings: gatewayTimingsSchema,
+          gateway_timings: wireTimingsSchema,
           gateway_tokens: { type: 'array', items: gatewayTokenSchema },
         },
       },
     },
-    usage: usageSchema,
+    usage: wireUsageSchema,
   },
 } as const;
 
@@ -184,10 +152,10 @@ export const openAICompletionChunkSchema = {
             anyOf: [{ type: 'null' }, { type: 'string', enum: ['stop', 'length'] }],
           },
           gateway_token: gatewayTokenSchema,
-          gateway_timings: gatewayTimingsSchema,
+          gateway_timings: wireTimingsSchema,
         },
       },
     },
-    usage: { anyOf: [{ type: 'null' }, usageSchema] },
+    usage: { anyOf: [{ type: 'null' }, wireUsageSchema] },
   },
 } as const;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   ApiKeyStore,
+  type ApiKeysFile,
   ApiKeysFileError,
   type ApiKeysReloadEvent,
   extractCredential,
@@ -138,50 +139,52 @@ function reloadEvents() {
   };
 }
 
-test('a Secret rotation (..data symlink swap) is picked up without a restart', async () => {
-  const volume = await secretVolume(`alice:${SECRET_A}\n`);
+interface WatchedKeys {
+  readonly volume: Awaited<ReturnType<typeof secretVolume>>;
+  readonly file: ApiKeysFile;
+  readonly events: ReturnType<typeof reloadEvents>;
+}
+
+/**
+ * A keys file on a fresh Secret volume, opened with reload events: `body` runs against it, then
+ * the file is closed and the volume removed, whatever the outcome.
+ */
+async function withWatchedKeys(
+  content: string,
+  pollIntervalMs: number,
+  body: (keys: WatchedKeys) => Promise<void>,
+): Promise<void> {
+  const volume = await secretVolume(content);
   const events = reloadEvents();
-  const file = await openApiKeysFile(volume.path, {
-    pollIntervalMs: 20,
-    onReload: events.onReload,
-  });
+  const file = await openApiKeysFile(volume.path, { pollIntervalMs, onReload: events.onReload });
   try {
+    await body({ volume, file, events });
+  } finally {
+    file.close();
+    await volume.cleanup();
+  }
+}
+
+test('a Secret rotation (..data symlink swap) is picked up without a restart', async () => {
+  await withWatchedKeys(`alice:${SECRET_A}\n`, 20, async ({ volume, file, events }) => {
     assert.equal(file.store.verify(SECRET_A), 'alice');
     await volume.rotate(`bob:${SECRET_B}\n`);
     assert.deepEqual(await events.next(), { kind: 'reloaded', clientNames: ['bob'] });
     assert.equal(file.store.verify(SECRET_A), undefined);
     assert.equal(file.store.verify(SECRET_B), 'bob');
-  } finally {
-    file.close();
-    await volume.cleanup();
-  }
+  });
 });
 
 test('the directory watch alone sees the ..data swap (no poll within the test)', async () => {
-  const volume = await secretVolume(`alice:${SECRET_A}\n`);
-  const events = reloadEvents();
-  const file = await openApiKeysFile(volume.path, {
-    pollIntervalMs: 3_600_000,
-    onReload: events.onReload,
-  });
-  try {
+  await withWatchedKeys(`alice:${SECRET_A}\n`, 3_600_000, async ({ volume, file, events }) => {
     await volume.rotate(`erin:${SECRET_C}\n`);
     assert.deepEqual(await events.next(), { kind: 'reloaded', clientNames: ['erin'] });
     assert.equal(file.store.verify(SECRET_C), 'erin');
-  } finally {
-    file.close();
-    await volume.cleanup();
-  }
+  });
 });
 
 test('the poll alone finds a change (volumes where fs.watch delivers nothing)', async () => {
-  const volume = await secretVolume(`alice:${SECRET_A}\n`);
-  const events = reloadEvents();
-  const file = await openApiKeysFile(volume.path, {
-    pollIntervalMs: 20,
-    onReload: events.onReload,
-  });
-  try {
+  await withWatchedKeys(`alice:${SECRET_A}\n`, 20, async ({ volume, file, events }) => {
     // Replaced inside the version directory (no symlink swap, nothing in the watched directory
     // changes): only the content hash shows it. Renamed into place so no read sees half a file.
     const target = await realpath(volume.path);
@@ -189,20 +192,11 @@ test('the poll alone finds a change (volumes where fs.watch delivers nothing)', 
     await rename(`${target}.tmp`, target);
     assert.deepEqual(await events.next(), { kind: 'reloaded', clientNames: ['alice', 'carol'] });
     assert.equal(file.store.verify(SECRET_C), 'carol');
-  } finally {
-    file.close();
-    await volume.cleanup();
-  }
+  });
 });
 
 test('a malformed rotation keeps the old keys and reports the line, once, without key text', async () => {
-  const volume = await secretVolume(`alice:${SECRET_A}\n`);
-  const events = reloadEvents();
-  const file = await openApiKeysFile(volume.path, {
-    pollIntervalMs: 20,
-    onReload: events.onReload,
-  });
-  try {
+  await withWatchedKeys(`alice:${SECRET_A}\n`, 20, async ({ volume, file, events }) => {
     await volume.rotate(`bob:${SECRET_B}\ncarol ${SECRET_C}\n`);
     const event = await events.next();
     assert.equal(event.kind, 'rejected');
@@ -220,10 +214,7 @@ test('a malformed rotation keeps the old keys and reports the line, once, withou
     await volume.rotate(`bob:${SECRET_B}\n`);
     assert.deepEqual(await events.next(), { kind: 'reloaded', clientNames: ['bob'] });
     assert.equal(file.store.verify(SECRET_B), 'bob');
-  } finally {
-    file.close();
-    await volume.cleanup();
-  }
+  });
 });
 
 test('reload() reads at once and resolves after the store changed', async () => {

@@ -36,6 +36,10 @@ async function cli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Outcome
   return { code, stdout, stderr };
 }
 
+/** `model build` of a tiny model with random weights, the model most cases build. */
+const buildTiny = (flags: string[]): Promise<Outcome> =>
+  cli(['build', '--random', '--config', 'tiny', ...flags]);
+
 const tiny = NAMED_CONFIGS.tiny;
 let dir: string;
 before(async () => {
@@ -60,11 +64,7 @@ describe('gpt2-gateway model', () => {
 
   test('build --random into a Triton repository, then inspect prints Triton’s metadata and the parameter count', async () => {
     const repo = join(dir, 'models');
-    const b = await cli([
-      'build',
-      '--random',
-      '--config',
-      'tiny',
+    const b = await buildTiny([
       '--seed',
       '5',
       '--variant',
@@ -111,18 +111,7 @@ describe('gpt2-gateway model', () => {
 
   test('inspect of a kv repository entry shows Triton’s view: states held by the sequence batcher', async () => {
     const repo = join(dir, 'kvrepo');
-    const b = await cli([
-      'build',
-      '--random',
-      '--config',
-      'tiny',
-      '--variant',
-      'kv',
-      '--repo',
-      repo,
-      '--name',
-      'kv',
-    ]);
+    const b = await buildTiny(['--variant', 'kv', '--repo', repo, '--name', 'kv']);
     assert.equal(b.code, 0, b.stderr);
     const r = await cli(['inspect', join(repo, 'kv'), '--json']);
     const parsed = JSON.parse(r.stdout) as { metadata: ModelMetadata; fileMetadata: ModelMetadata };
@@ -151,17 +140,7 @@ describe('gpt2-gateway model', () => {
       ['kv', [], 'kv'],
     ] as const) {
       const file = join(dir, `${variant}${extra.length}.onnx`);
-      const b = await cli([
-        'build',
-        '--random',
-        '--config',
-        'tiny',
-        '--variant',
-        variant,
-        ...extra,
-        '--out',
-        file,
-      ]);
+      const b = await buildTiny(['--variant', variant, ...extra, '--out', file]);
       assert.equal(b.code, 0, b.stderr);
       const r = await cli(['inspect', file, '--json']);
       assert.equal((JSON.parse(r.stdout) as { understood: string }).understood, expected);
@@ -239,17 +218,7 @@ describe('gpt2-gateway model', () => {
     const prompt = [464, 2068, 7586];
     const logitsOf = async (extra: string[]): Promise<ort.Tensor> => {
       const file = join(dir, `kv${extra.join('')}.onnx`);
-      const r = await cli([
-        'build',
-        '--random',
-        '--config',
-        'tiny',
-        '--variant',
-        'kv',
-        '--out',
-        file,
-        ...extra,
-      ]);
+      const r = await buildTiny(['--variant', 'kv', '--out', file, ...extra]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, extra.length > 0 ? /variant kv \(full logits\),/ : /variant kv,/);
       const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
@@ -302,7 +271,7 @@ describe('gpt2-gateway model', () => {
       [['--name', 'x'], '--name'],
     ];
     for (const [extra, flag] of cases) {
-      const r = await cli(['build', '--random', '--config', 'tiny', '--out', out, ...extra]);
+      const r = await buildTiny(['--out', out, ...extra]);
       assert.equal(r.code, 2, extra.join(' '));
       assert.equal(
         r.stderr,
@@ -315,11 +284,7 @@ describe('gpt2-gateway model', () => {
 
   test('--seed-signature --max-batch-size 4 is refused, not written as max_batch_size 0', async () => {
     const repo = join(dir, 'seed-mbs');
-    const r = await cli([
-      'build',
-      '--random',
-      '--config',
-      'tiny',
+    const r = await buildTiny([
       '--variant',
       'logits',
       '--seed-signature',
@@ -338,21 +303,21 @@ describe('gpt2-gateway model', () => {
 
   test('--triton: --quantize int8 is refused for the chart’s 24.01, naming 25.05, and built for 25.05', async () => {
     const repo = join(dir, 'triton-target');
-    const base = ['build', '--random', '--config', 'tiny', '--quantize', 'int8', '--repo', repo];
-    const refused = await cli(base);
+    const base = ['--quantize', 'int8', '--repo', repo];
+    const refused = await buildTiny(base);
     assert.equal(refused.code, 2);
     assert.match(
       refused.stderr,
       /^gpt2-gateway model: Triton 24\.01 \(onnxruntime 1\.16\.3\) cannot load a next-token model with --quantize int8: .*use Triton 25\.05 or later \(--triton defaults to 24\.01/,
     );
     await assert.rejects(readFile(join(repo, 'gpt2', 'config.pbtxt')), { code: 'ENOENT' });
-    const explicit = await cli([...base, '--triton', '24.04']);
+    const explicit = await buildTiny([...base, '--triton', '24.04']);
     assert.equal(explicit.code, 2);
     assert.match(
       explicit.stderr,
       /^gpt2-gateway model: Triton 24\.04 \(onnxruntime 1\.17\.3\).*use Triton 25\.05 or later \(see/,
     );
-    const built = await cli([...base, '--triton', '25.05']);
+    const built = await buildTiny([...base, '--triton', '25.05']);
     assert.equal(built.code, 0, built.stderr);
     assert.match(
       built.stdout,
@@ -362,18 +327,7 @@ describe('gpt2-gateway model', () => {
 
   test('--layout transformers-js writes a directory whose tokenizer.json is GPT-2’s', async () => {
     const out = join(dir, 'tjs');
-    const r = await cli([
-      'build',
-      '--random',
-      '--config',
-      'tiny',
-      '--variant',
-      'kv',
-      '--layout',
-      'transformers-js',
-      '--out',
-      out,
-    ]);
+    const r = await buildTiny(['--variant', 'kv', '--layout', 'transformers-js', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(
       parseHfConfig(JSON.parse(await readFile(join(out, 'config.json'), 'utf8'))),
@@ -389,11 +343,7 @@ describe('gpt2-gateway model', () => {
       [40, 2883, 1762, 287, 1001, 25900],
     );
     assert.deepEqual(tokenizer.encode('<|endoftext|>', { add_special_tokens: false }).ids, [50256]);
-    const wrong = await cli([
-      'build',
-      '--random',
-      '--config',
-      'tiny',
+    const wrong = await buildTiny([
       '--variant',
       'last',
       '--layout',

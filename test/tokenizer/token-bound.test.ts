@@ -37,6 +37,7 @@ test('a run of one repeated character is bounded by the longest run token: "a" Ã
   // A space never repeats inside a GPT-2 token: n spaces are n tokens.
   assert.equal(tokenizer.minTokenCount(' '.repeat(5_000)), 5_000);
   assert.equal(tokenizer.minTokenCount('=-'.repeat(10)), 1); // alternating: no run to bound
+  assert.equal(tokenizer.minTokenCount('x'.repeat(250_000)), 250_000 / 8); // "xxxxxxxx" is the longest x run
 });
 
 test('the bound is exact where the structure forces every cut', () => {
@@ -173,6 +174,7 @@ test('long natural text: the bound stays below the real count and is not trivial
   const bound = tokenizer.minTokenCount(text);
   const real = tokenizer.encode(text).length;
   assert.ok(bound <= real);
+  assert.equal(tokenizer.maxTokenBytes, 128);
   // Every word boundary is a forced cut here, so the bound is far above bytes / 128.
   assert.ok(bound > Buffer.byteLength(text) / tokenizer.maxTokenBytes);
 });
