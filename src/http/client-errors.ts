@@ -39,6 +39,25 @@ export class ClientErrors {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.#exchanges.set(req.socket, { req, res });
     });
+    // Node answers an Expect other than 100-continue itself, with an empty 417, unless the
+    // server listens for it; the body is unread, so the connection closes after the answer.
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      const expect = describe({ name: 'Expect', message: '', reason: req.headers.expect ?? '' });
+      const error = new GatewayError(
+        'EXPECTATION_FAILED',
+        `the Expect header '${expect}' is not supported; send the request without it (or with Expect: 100-continue)`,
+      );
+      this.#log?.info({ code: error.code }, 'refused a request with an unsupported Expect');
+      const body = JSON.stringify(error.body());
+      res.shouldKeepAlive = false;
+      res
+        .writeHead(error.statusCode, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(body),
+          connection: 'close',
+        })
+        .end(body);
+    });
   }
 
   /** fastify's clientErrorHandler option. */

@@ -184,3 +184,12 @@ test('MAX_CONNECTIONS: the connection past the cap is closed unanswered; a freed
   held[1]?.destroy();
   await capped.close();
 });
+
+test('an Expect other than 100-continue is 417 EXPECTATION_FAILED in the one error body, not an empty 417', async () => {
+  const { text } = await exchange(
+    port,
+    'POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+      'Content-Length: 12\r\nExpect: 200-ok\r\n\r\n{"text":"a"}',
+  );
+  assertRefusal(text, 417, 'EXPECTATION_FAILED', /^the Expect header '200-ok' is not supported; /);
+});
