@@ -16,6 +16,7 @@ import {
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { GatewayError } from '../contract/errors.js';
+import { errorPayload } from './error-reply.js';
 
 /** Longest parser reason quoted back to the client. */
 const MAX_REASON_LENGTH = 120;
@@ -48,7 +49,8 @@ export class ClientErrors {
         `the Expect header '${expect}' is not supported; send the request without it (or with Expect: 100-continue)`,
       );
       this.#log?.info({ code: error.code }, 'refused a request with an unsupported Expect');
-      const body = JSON.stringify(error.body());
+      // A parsed request: its URL is known, so /v1/* gets OpenAI's body like every other answer.
+      const body = JSON.stringify(errorPayload(req.url ?? '/', error));
       res.shouldKeepAlive = false;
       res
         .writeHead(error.statusCode, {

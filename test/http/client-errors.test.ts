@@ -192,4 +192,18 @@ test('an Expect other than 100-continue is 417 EXPECTATION_FAILED in the one err
       'Content-Length: 12\r\nExpect: 200-ok\r\n\r\n{"text":"a"}',
   );
   assertRefusal(text, 417, 'EXPECTATION_FAILED', /^the Expect header '200-ok' is not supported; /);
+  const openAI = parseAnswer(
+    (await exchange(port, 'GET /v1/models HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n')).text,
+  );
+  assert.equal(openAI.status, 417);
+  assert.equal(openAI.headers.connection, 'close');
+  assert.deepEqual(JSON.parse(openAI.body), {
+    error: {
+      message:
+        "the Expect header '200-ok' is not supported; send the request without it (or with Expect: 100-continue)",
+      type: 'invalid_request_error',
+      param: null,
+      code: 'expectation_failed',
+    },
+  });
 });
