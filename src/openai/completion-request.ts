@@ -264,12 +264,23 @@ function parsePrompts(value: unknown, limits: CompletionRequestLimits): PromptIn
   return wrongType('prompt', expected, value);
 }
 
+/**
+ * Length in characters (code points), what JSON Schema's maxLength counts and /complete's ajv
+ * checks: String#length counts UTF-16 units, so an emoji would count twice. The strings are
+ * well-formed here (the JSON parser refuses lone surrogates).
+ */
+function characters(s: string): number {
+  let count = 0;
+  for (const _ of s) count += 1;
+  return count;
+}
+
 function parseStop(value: unknown): string[] {
   if (value === undefined || value === null) return [];
   const one = (param: string, s: unknown): string => {
     if (typeof s !== 'string') return wrongType(param, 'a string', s);
     if (s === '') return refuse('stop', 'invalid_value', `\`${param}\` must not be empty`);
-    if (s.length > MAX_STOP_LENGTH) {
+    if (characters(s) > MAX_STOP_LENGTH) {
       return refuse(
         'stop',
         'string_above_max_length',
@@ -402,7 +413,7 @@ function parse(body: unknown, limits: CompletionRequestLimits): CompletionReques
   let user: string | undefined;
   if (rawUser !== undefined && rawUser !== null) {
     if (typeof rawUser !== 'string') return wrongType('user', 'a string', rawUser);
-    if (rawUser.length > MAX_USER_LENGTH) {
+    if (characters(rawUser) > MAX_USER_LENGTH) {
       return refuse(
         'user',
         'string_above_max_length',
