@@ -239,6 +239,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     scheduler,
     metrics,
     maxNewTokensLimit: config.maxNewTokensLimit,
+    defaultMaxNewTokens: config.defaultMaxNewTokens,
     rateLimit: limit,
     now,
   });

@@ -58,6 +58,8 @@ export interface CompletionRequestLimits {
   /** Token ids in a prompt must be below this (50257 for GPT-2). */
   readonly vocabSize: number;
   readonly maxPrompts?: number;
+  /** max_tokens when the body omits it (the gateway's DEFAULT_MAX_NEW_TOKENS; else OpenAI's 16). */
+  readonly defaultMaxTokens?: number;
 }
 
 /** The values that mean greedy, per parameter; the message says why nothing else is accepted. */
@@ -397,7 +399,7 @@ function parse(body: unknown, limits: CompletionRequestLimits): CompletionReques
   const rawMax = body.max_tokens;
   const maxTokensDefaulted = rawMax === undefined || rawMax === null;
   const maxTokens = maxTokensDefaulted
-    ? Math.min(DEFAULT_MAX_TOKENS, limits.maxTokensLimit)
+    ? Math.min(limits.defaultMaxTokens ?? DEFAULT_MAX_TOKENS, limits.maxTokensLimit)
     : integerIn('max_tokens', rawMax, 1, limits.maxTokensLimit);
   const stop = parseStop(body.stop);
   const stream = optionalBoolean(body, 'stream') ?? false;
