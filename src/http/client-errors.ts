@@ -71,9 +71,21 @@ export class ClientErrors {
       { code: error.code, parserCode: err.code, remoteAddress: socket.remoteAddress },
       'refused a request the HTTP parser could not accept',
     );
-    if (socket.writable && !this.answered(socket)) socket.write(rawAnswer(error));
+    if (socket.writable && !this.answered(socket)) {
+      socket.write(rawAnswer(error, this.unfinishedUrl(socket)));
+    }
     socket.destroy();
   };
+
+  /**
+   * The URL of the request still arriving on this socket (its body is incomplete), so the answer
+   * takes that route family's body; undefined before a request line is parsed, or when the last
+   * exchange is over (a keep-alive socket's next request is not known yet).
+   */
+  private unfinishedUrl(socket: Socket): string | undefined {
+    const last = this.#exchanges.get(socket);
+    return last === undefined || last.req.complete ? undefined : last.req.url;
+  }
 
   /** An answer has started on this socket and its exchange is not over. */
   private answered(socket: Socket): boolean {
@@ -115,8 +127,8 @@ function describe(err: ParserError): string {
     .slice(0, MAX_REASON_LENGTH);
 }
 
-function rawAnswer(error: GatewayError): string {
-  const body = JSON.stringify(error.body());
+function rawAnswer(error: GatewayError, url: string | undefined): string {
+  const body = JSON.stringify(url === undefined ? error.body() : errorPayload(url, error));
   const status = error.statusCode;
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +

@@ -207,3 +207,26 @@ test('an Expect other than 100-continue is 417 EXPECTATION_FAILED in the one err
     },
   });
 });
+
+test('a /v1 body that stops short of its Content-Length gets its 408 in OpenAI body', async () => {
+  const answer = parseAnswer(
+    (
+      await exchange(
+        port,
+        'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+          'Content-Length: 100\r\n\r\n{"model":',
+      )
+    ).text,
+  );
+  assert.equal(answer.status, 408);
+  assert.equal(answer.headers.connection, 'close');
+  assert.deepEqual(JSON.parse(answer.body), {
+    error: {
+      message:
+        'the request (headers and body) did not arrive within 300 ms; send it at once, not slowly',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'request_timeout',
+    },
+  });
+});
