@@ -239,6 +239,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     scheduler,
     metrics,
     maxNewTokensLimit: config.maxNewTokensLimit,
+    defaultMaxNewTokens: config.defaultMaxNewTokens,
     rateLimit: limit,
     now,
   });
@@ -296,13 +297,18 @@ async function buildMetricsServer(
   registry: Registry,
   metrics: GatewayMetrics,
 ): Promise<FastifyInstance> {
+  // The same bounds and parser answers as the API port: a scrape port is a socket too.
+  const clientErrors = new ClientErrors(config.requestTimeoutMs);
   const server = Fastify({
+    ...serverLimitOptions(config),
+    clientErrorHandler: clientErrors.handler,
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? false }
       : { loggerInstance: deps.loggerInstance }),
     logController: new RequestLogController(),
     requestIdHeader: false,
   });
+  clientErrors.attach(server.server, server.log);
   installErrorHandler(server, metrics, config.bodyLimitBytes);
   await server.register(metricsRoute, { registry });
   await server.ready();

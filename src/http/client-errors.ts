@@ -16,6 +16,7 @@ import {
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { GatewayError } from '../contract/errors.js';
+import { errorPayload } from './error-reply.js';
 
 /** Longest parser reason quoted back to the client. */
 const MAX_REASON_LENGTH = 120;
@@ -39,6 +40,26 @@ export class ClientErrors {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.#exchanges.set(req.socket, { req, res });
     });
+    // Node answers an Expect other than 100-continue itself, with an empty 417, unless the
+    // server listens for it; the body is unread, so the connection closes after the answer.
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      const expect = describe({ name: 'Expect', message: '', reason: req.headers.expect ?? '' });
+      const error = new GatewayError(
+        'EXPECTATION_FAILED',
+        `the Expect header '${expect}' is not supported; send the request without it (or with Expect: 100-continue)`,
+      );
+      this.#log?.info({ code: error.code }, 'refused a request with an unsupported Expect');
+      // A parsed request: its URL is known, so /v1/* gets OpenAI's body like every other answer.
+      const body = JSON.stringify(errorPayload(req.url ?? '/', error));
+      res.shouldKeepAlive = false;
+      res
+        .writeHead(error.statusCode, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(body),
+          connection: 'close',
+        })
+        .end(body);
+    });
   }
 
   /** fastify's clientErrorHandler option. */
@@ -50,9 +71,21 @@ export class ClientErrors {
       { code: error.code, parserCode: err.code, remoteAddress: socket.remoteAddress },
       'refused a request the HTTP parser could not accept',
     );
-    if (socket.writable && !this.answered(socket)) socket.write(rawAnswer(error));
+    if (socket.writable && !this.answered(socket)) {
+      socket.write(rawAnswer(error, this.unfinishedUrl(socket)));
+    }
     socket.destroy();
   };
+
+  /**
+   * The URL of the request still arriving on this socket (its body is incomplete), so the answer
+   * takes that route family's body; undefined before a request line is parsed, or when the last
+   * exchange is over (a keep-alive socket's next request is not known yet).
+   */
+  private unfinishedUrl(socket: Socket): string | undefined {
+    const last = this.#exchanges.get(socket);
+    return last === undefined || last.req.complete ? undefined : last.req.url;
+  }
 
   /** An answer has started on this socket and its exchange is not over. */
   private answered(socket: Socket): boolean {
@@ -94,8 +127,8 @@ function describe(err: ParserError): string {
     .slice(0, MAX_REASON_LENGTH);
 }
 
-function rawAnswer(error: GatewayError): string {
-  const body = JSON.stringify(error.body());
+function rawAnswer(error: GatewayError, url: string | undefined): string {
+  const body = JSON.stringify(url === undefined ? error.body() : errorPayload(url, error));
   const status = error.statusCode;
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +

@@ -25,6 +25,12 @@ export function installStrictJsonParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    // No route takes this body: the 404 or 405 is the answer, whatever the bytes (fastify runs
+    // the parser for its not-found handler too, which would turn a typo'd URL into a 400).
+    if (request.is404) {
+      done(null, undefined);
+      return;
+    }
     const bytes = body as Buffer;
     let text: string;
     try {

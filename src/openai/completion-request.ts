@@ -58,6 +58,8 @@ export interface CompletionRequestLimits {
   /** Token ids in a prompt must be below this (50257 for GPT-2). */
   readonly vocabSize: number;
   readonly maxPrompts?: number;
+  /** max_tokens when the body omits it (the gateway's DEFAULT_MAX_NEW_TOKENS; else OpenAI's 16). */
+  readonly defaultMaxTokens?: number;
 }
 
 /** The values that mean greedy, per parameter; the message says why nothing else is accepted. */
@@ -264,12 +266,23 @@ function parsePrompts(value: unknown, limits: CompletionRequestLimits): PromptIn
   return wrongType('prompt', expected, value);
 }
 
+/**
+ * Length in characters (code points), what JSON Schema's maxLength counts and /complete's ajv
+ * checks: String#length counts UTF-16 units, so an emoji would count twice. The strings are
+ * well-formed here (the JSON parser refuses lone surrogates).
+ */
+function characters(s: string): number {
+  let count = 0;
+  for (const _ of s) count += 1;
+  return count;
+}
+
 function parseStop(value: unknown): string[] {
   if (value === undefined || value === null) return [];
   const one = (param: string, s: unknown): string => {
     if (typeof s !== 'string') return wrongType(param, 'a string', s);
     if (s === '') return refuse('stop', 'invalid_value', `\`${param}\` must not be empty`);
-    if (s.length > MAX_STOP_LENGTH) {
+    if (characters(s) > MAX_STOP_LENGTH) {
       return refuse(
         'stop',
         'string_above_max_length',
@@ -386,7 +399,7 @@ function parse(body: unknown, limits: CompletionRequestLimits): CompletionReques
   const rawMax = body.max_tokens;
   const maxTokensDefaulted = rawMax === undefined || rawMax === null;
   const maxTokens = maxTokensDefaulted
-    ? Math.min(DEFAULT_MAX_TOKENS, limits.maxTokensLimit)
+    ? Math.min(limits.defaultMaxTokens ?? DEFAULT_MAX_TOKENS, limits.maxTokensLimit)
     : integerIn('max_tokens', rawMax, 1, limits.maxTokensLimit);
   const stop = parseStop(body.stop);
   const stream = optionalBoolean(body, 'stream') ?? false;
@@ -402,7 +415,7 @@ function parse(body: unknown, limits: CompletionRequestLimits): CompletionReques
   let user: string | undefined;
   if (rawUser !== undefined && rawUser !== null) {
     if (typeof rawUser !== 'string') return wrongType('user', 'a string', rawUser);
-    if (rawUser.length > MAX_USER_LENGTH) {
+    if (characters(rawUser) > MAX_USER_LENGTH) {
       return refuse(
         'user',
         'string_above_max_length',

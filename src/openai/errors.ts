@@ -89,6 +89,7 @@ const MAPPINGS: Readonly<Record<ErrorCode, Mapping>> = {
   BAD_REQUEST: { type: 'invalid_request_error' },
   REQUEST_TIMEOUT: { type: 'invalid_request_error' },
   HEADERS_TOO_LARGE: { type: 'invalid_request_error' },
+  EXPECTATION_FAILED: { type: 'invalid_request_error' },
   // Only in logs and metrics: nobody is left to read it.
   CLIENT_CLOSED_REQUEST: { type: 'invalid_request_error' },
   CONTEXT_LENGTH_EXCEEDED: {

@@ -184,3 +184,49 @@ test('MAX_CONNECTIONS: the connection past the cap is closed unanswered; a freed
   held[1]?.destroy();
   await capped.close();
 });
+
+test('an Expect other than 100-continue is 417 EXPECTATION_FAILED in the one error body, not an empty 417', async () => {
+  const { text } = await exchange(
+    port,
+    'POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+      'Content-Length: 12\r\nExpect: 200-ok\r\n\r\n{"text":"a"}',
+  );
+  assertRefusal(text, 417, 'EXPECTATION_FAILED', /^the Expect header '200-ok' is not supported; /);
+  const openAI = parseAnswer(
+    (await exchange(port, 'GET /v1/models HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n')).text,
+  );
+  assert.equal(openAI.status, 417);
+  assert.equal(openAI.headers.connection, 'close');
+  assert.deepEqual(JSON.parse(openAI.body), {
+    error: {
+      message:
+        "the Expect header '200-ok' is not supported; send the request without it (or with Expect: 100-continue)",
+      type: 'invalid_request_error',
+      param: null,
+      code: 'expectation_failed',
+    },
+  });
+});
+
+test('a /v1 body that stops short of its Content-Length gets its 408 in OpenAI body', async () => {
+  const answer = parseAnswer(
+    (
+      await exchange(
+        port,
+        'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+          'Content-Length: 100\r\n\r\n{"model":',
+      )
+    ).text,
+  );
+  assert.equal(answer.status, 408);
+  assert.equal(answer.headers.connection, 'close');
+  assert.deepEqual(JSON.parse(answer.body), {
+    error: {
+      message:
+        'the request (headers and body) did not arrive within 300 ms; send it at once, not slowly',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'request_timeout',
+    },
+  });
+});

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { request } from 'undici';
 import { toyApp } from '../support/app.js';
 import { secretKeysFile } from '../support/keys-file.js';
+import { exchange, parseAnswer } from '../support/raw-http.js';
 
 test('with METRICS_PORT the API port has no /metrics and the metrics listener serves the app registry', async () => {
   const { app } = await toyApp({ METRICS_PORT: '0' });
@@ -66,4 +67,29 @@ test('without METRICS_PORT /metrics stays on the API port and there is no second
   assert.equal(app.metricsServer, undefined);
   assert.equal((await app.inject('/metrics')).statusCode, 200);
   await app.close();
+});
+
+test('the metrics listener answers what the HTTP parser refuses, and slow headers, in the one error body', async () => {
+  // A short bound so the slow case ends quickly; the answer, not the duration, is tested.
+  const { app } = await toyApp({ METRICS_PORT: '0', REQUEST_TIMEOUT_MS: '300' });
+  const server = app.metricsServer!;
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  const port = (server.server.address() as AddressInfo).port;
+  try {
+    const garbage = parseAnswer((await exchange(port, 'GARBAGE\r\nHost: x\r\n\r\n')).text);
+    assert.equal(garbage.status, 400);
+    assert.equal(garbage.headers.connection, 'close');
+    const bad = JSON.parse(garbage.body) as { error: { code: string; message: string } };
+    assert.equal(bad.error.code, 'BAD_REQUEST');
+    assert.match(bad.error.message, /^the request is not valid HTTP\/1\.1: /);
+    // Headers that never finish: cut at REQUEST_TIMEOUT_MS like the API port, not Node's 60 s.
+    const slow = parseAnswer((await exchange(port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n')).text);
+    assert.equal(slow.status, 408);
+    assert.equal(
+      (JSON.parse(slow.body) as { error: { code: string } }).error.code,
+      'REQUEST_TIMEOUT',
+    );
+  } finally {
+    await app.close();
+  }
 });

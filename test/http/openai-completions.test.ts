@@ -251,3 +251,25 @@ test('every greedy value is accepted, and null means omitted', async () => {
   assert.equal(body.choices[0]!.finish_reason, 'length');
   await app.close();
 });
+
+test('an omitted max_tokens is DEFAULT_MAX_NEW_TOKENS, as on /complete, not a fixed 16', async () => {
+  const { app } = await toyApp({ DEFAULT_MAX_NEW_TOKENS: '3' });
+  const openAI = await app.inject({
+    method: 'POST',
+    url: '/v1/completions',
+    payload: { model: 'toy', prompt: 'hello' },
+  });
+  assert.equal(openAI.statusCode, 200, openAI.body);
+  const gateway = await app.inject({
+    method: 'POST',
+    url: '/complete',
+    payload: { prompt: 'hello' },
+  });
+  assert.equal(gateway.statusCode, 200, gateway.body);
+  assert.equal(
+    openAI.json<{ usage: { completion_tokens: number } }>().usage.completion_tokens,
+    gateway.json<{ usage: { completion_tokens: number } }>().usage.completion_tokens,
+  );
+  assert.equal(openAI.json<{ usage: { completion_tokens: number } }>().usage.completion_tokens, 3);
+  await app.close();
+});

@@ -116,3 +116,31 @@ test('405 for a route with two methods reads as a sentence: "accepts GET or HEAD
   });
   await app.close();
 });
+
+test('a malformed JSON body on a route that does not exist is still 404 or 405, not 400', async () => {
+  const { app } = await toyApp();
+  const post = (url: string, payload: Buffer | string) =>
+    app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload });
+  const wrongMethod = await post('/info', '{bad');
+  assert.equal(wrongMethod.statusCode, 405);
+  assert.equal(wrongMethod.headers.allow, 'GET, HEAD');
+  assert.deepEqual(wrongMethod.json(), {
+    error: { code: 'METHOD_NOT_ALLOWED', message: '/info accepts GET or HEAD, not POST' },
+  });
+  const missing = await post('/nope', Buffer.from([0x7b, 0xff, 0x7d]));
+  assert.equal(missing.statusCode, 404);
+  assert.deepEqual(missing.json(), {
+    error: { code: 'NOT_FOUND', message: 'no route POST /nope' },
+  });
+  const openAI = await post('/v1/models', '{"x":"\\ud800"}');
+  assert.equal(openAI.statusCode, 405);
+  assert.deepEqual(openAI.json(), {
+    error: {
+      message: '/v1/models accepts GET or HEAD, not POST',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'method_not_allowed',
+    },
+  });
+  await app.close();
+});

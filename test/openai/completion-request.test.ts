@@ -6,6 +6,7 @@ import {
   type CompletionRequestLimits,
   completionRequestSchema,
   fitContext,
+  MAX_STOP_LENGTH,
   validateCompletionRequest,
 } from '../../src/openai/completion-request.js';
 
@@ -354,5 +355,23 @@ test('fitContext: an explicit max_tokens must fit, an omitted one shrinks to the
   assert.match(
     full.error.body.error.message,
     /^the prompt \(prompt\[1\]\) is 1024 tokens, which leaves no room/,
+  );
+});
+
+test('stop and user lengths count characters (code points), as the schema maxLength and /complete do', () => {
+  // 256 emoji are 256 characters but 512 UTF-16 code units.
+  const emoji = '\u{1F600}';
+  const longest = emoji.repeat(MAX_STOP_LENGTH);
+  assert.deepEqual(accepted({ model: 'm', prompt: 'x', stop: longest }).stop, [longest]);
+  assert.equal(
+    accepted({ model: 'm', prompt: 'x', user: emoji.repeat(256) }).user,
+    emoji.repeat(256),
+  );
+  const tooLong = refusal({ model: 'm', prompt: 'x', stop: [emoji.repeat(MAX_STOP_LENGTH + 1)] });
+  assert.equal(tooLong.code, 'string_above_max_length');
+  assert.equal(tooLong.message, '`stop[0]` is longer than 256 characters');
+  assert.equal(
+    refusal({ model: 'm', prompt: 'x', user: emoji.repeat(257) }).code,
+    'string_above_max_length',
   );
 });

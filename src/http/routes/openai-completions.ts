@@ -76,6 +76,8 @@ export interface OpenAICompletionsRouteOptions {
   readonly scheduler: Scheduler;
   readonly metrics: GatewayMetrics;
   readonly maxNewTokensLimit: number;
+  /** max_tokens when a request omits it (DEFAULT_MAX_NEW_TOKENS, as on /complete). */
+  readonly defaultMaxNewTokens: number;
   /** @fastify/rate-limit's per-route options; absent: no limit. */
   readonly rateLimit: object | undefined;
   /** performance.now(), injectable for tests. */
@@ -155,6 +157,7 @@ export const openAICompletionsRoutes: FastifyPluginAsync<OpenAICompletionsRouteO
         vocabSize: d.vocabSize,
         // More prompts than the scheduler can ever hold at once would be refused forever.
         maxPrompts: Math.min(DEFAULT_MAX_PROMPTS, scheduler.capacity),
+        defaultMaxTokens: opts.defaultMaxNewTokens,
       });
       if (!checked.ok) throw new OpenAIGatewayError('INVALID_REQUEST', checked.error);
       const body = checked.request;
