@@ -42,6 +42,26 @@ export const SETTINGS = {
   },
   /** Generations stepped together in one backend call (continuous batching). */
   MAX_BATCH_SIZE: { group: 'gateway', kind: 'int', fallback: 8, min: 1, max: 256 },
+  /**
+   * Prompt tokens prefilled per step over all generations (chunked prefill), so that a long
+   * prompt delays running streams by one chunk per step, not by its whole prefill.
+   */
+  PREFILL_CHUNK_TOKENS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 128,
+    min: 0,
+    max: 1_000_000,
+    note: '0 = whole prompts',
+  },
+  /** Embedded backend: a step running longer counts as a hung inference worker (restarted). */
+  EMBEDDED_STEP_TIMEOUT_MS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 120_000,
+    min: 1000,
+    max: 3_600_000,
+  },
   /** Generations allowed to wait for a batch slot; beyond it /complete answers 503. */
   MAX_QUEUE: { group: 'gateway', kind: 'int', fallback: 64, min: 0, max: 100_000 },
   MAX_NEW_TOKENS_LIMIT: { group: 'gateway', kind: 'int', fallback: 512, min: 1, max: 1_000_000 },
@@ -152,6 +172,10 @@ export interface Config {
   /** Unset: the embedded backend builds (once) and serves a random-weight GPT-2. */
   readonly modelName: string | undefined;
   readonly maxBatchSize: number;
+  /** Prompt tokens fed per step in all; 0 feeds every prompt whole in one step. */
+  readonly prefillChunkTokens: number;
+  /** The embedded backend's watchdog on one step of its inference worker. */
+  readonly embeddedStepTimeoutMs: number;
   readonly maxQueue: number;
   readonly maxNewTokensLimit: number;
   readonly defaultMaxNewTokens: number;
@@ -262,6 +286,8 @@ export function loadConfig(env: Env): Config {
     modelRepository: read.string('MODEL_REPOSITORY'),
     modelName,
     maxBatchSize: read.int('MAX_BATCH_SIZE'),
+    prefillChunkTokens: read.int('PREFILL_CHUNK_TOKENS'),
+    embeddedStepTimeoutMs: read.int('EMBEDDED_STEP_TIMEOUT_MS'),
     maxQueue: read.int('MAX_QUEUE'),
     maxNewTokensLimit,
     defaultMaxNewTokens,

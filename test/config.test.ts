@@ -13,6 +13,8 @@ test('defaults match the documented ones', () => {
     modelRepository: './models',
     modelName: undefined,
     maxBatchSize: 8,
+    prefillChunkTokens: 128,
+    embeddedStepTimeoutMs: 120_000,
     maxQueue: 64,
     maxNewTokensLimit: 512,
     defaultMaxNewTokens: 16,

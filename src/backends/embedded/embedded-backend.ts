@@ -96,6 +96,8 @@ export class EmbeddedBackend implements Backend {
       contextLength: this.#options.contextLength ?? GPT2_CONTEXT_LENGTH,
       vocabSize: signature.vocabSize ?? GPT2_VOCAB_SIZE,
       maxBatchSize: signature.batchDimension ? batch : 1,
+      // A kv cache can be extended chunk by chunk; a stateless model reruns the whole sequence.
+      chunkedPrefill: signature.variant === 'kv',
       details: {
         runtime: `onnxruntime-node ${ort.env.versions.common}`,
         modelFile,
@@ -118,7 +120,7 @@ export class EmbeddedBackend implements Backend {
       : { ready: false, reason: this.#state };
   }
 
-  async step(batch: readonly StepRequest[]): Promise<StepResult[]> {
+  async step(batch: readonly StepRequest[]): Promise<(StepResult | undefined)[]> {
     const session = this.#session;
     const signature = this.#signature;
     if (session === undefined || signature === undefined) {
@@ -127,7 +129,9 @@ export class EmbeddedBackend implements Backend {
     try {
       return signature.variant === 'kv' && this.#cache !== undefined
         ? await stepKv(session, signature, this.#cache, batch, this.#batchTogether)
-        : await this.#stepStateless(session, signature, batch);
+        : (await this.#stepStateless(session, signature, batch)).map((result, b) =>
+            batch[b]?.wantToken === false ? undefined : result,
+          );
     } catch (err) {
       if (err instanceof BackendError) throw err;
       throw new BackendError('BACKEND_ERROR', `onnxruntime failed: ${String(err)}`, { cause: err });

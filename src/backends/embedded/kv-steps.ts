@@ -12,15 +12,19 @@ import { BackendError, type StepRequest, type StepResult } from '../backend.js';
 import { greedyAtLastPosition, ids, PAD_ID } from './feeds.js';
 import { floatData, type KvCache } from './kv-cache.js';
 
-/** One step of a kv model; results in the order of the batch. */
+/**
+ * One step of a kv model; results in the order of the batch. A prefill chunk (`wantToken:
+ * false`) runs like any other request — its tokens extend the sequence's cache — but no greedy
+ * choice is made for it (that is a pass over the vocabulary saved).
+ */
 export async function stepKv(
   session: ort.InferenceSession,
   sig: KvSignature,
   cache: KvCache,
   batch: readonly StepRequest[],
   batchTogether: boolean,
-): Promise<StepResult[]> {
-  const results = new Array<StepResult>(batch.length);
+): Promise<(StepResult | undefined)[]> {
+  const results = new Array<StepResult | undefined>(batch.length);
   const decode: number[] = [];
   for (const [b, r] of batch.entries()) {
     const length = cache.length(r.sequenceId);
@@ -41,7 +45,7 @@ export async function stepKv(
       prefill.map((b) => batch[b] as StepRequest),
     );
     prefill.forEach((b, i) => {
-      results[b] = out[i] as StepResult;
+      results[b] = out[i];
     });
   }
   for (const [b, r] of batch.entries()) {
@@ -51,10 +55,14 @@ export async function stepKv(
   if (batched) {
     const out = await runGroup(session, sig, cache, decodeRows);
     decode.forEach((b, i) => {
-      results[b] = out[i] as StepResult;
+      results[b] = out[i];
     });
   }
   return results;
+}
+
+function wanted(r: StepRequest): boolean {
+  return r.wantToken !== false;
 }
 
 /** Feeds for a kv run; the pasts in the order of the signature's layers (key, value). */
@@ -98,7 +106,7 @@ async function runOne(
   sig: KvSignature,
   cache: KvCache,
   r: StepRequest,
-): Promise<StepResult> {
+): Promise<StepResult | undefined> {
   const own = cache.own(r.sequenceId);
   const fresh = r.tokens.slice(own.length);
   if (fresh.length === 0) {
@@ -116,7 +124,7 @@ async function runOne(
     own.past,
   );
   const out = await session.run(feeds);
-  const result = greedyAtLastPosition(out[sig.outputs.logits.name], 0);
+  const result = wanted(r) ? greedyAtLastPosition(out[sig.outputs.logits.name], 0) : undefined;
   // The presents become the next step's pasts as they are: no copy.
   cache.storeOwn(r.sequenceId, presentsOf(sig, out), total);
   return result;
@@ -132,7 +140,7 @@ async function prefillTogether(
   sig: KvSignature,
   cache: KvCache,
   rows: readonly StepRequest[],
-): Promise<StepResult[]> {
+): Promise<(StepResult | undefined)[]> {
   const W = Math.max(...rows.map((r) => r.tokens.length));
   const tokens: number[] = [];
   const mask: number[] = [];
@@ -160,7 +168,7 @@ async function prefillTogether(
     W,
   );
   const logits = out[sig.outputs.logits.name];
-  return rows.map((_, b) => greedyAtLastPosition(logits, b));
+  return rows.map((r, b) => (wanted(r) ? greedyAtLastPosition(logits, b) : undefined));
 }
 
 /**
@@ -173,7 +181,7 @@ async function runGroup(
   sig: KvSignature,
   cache: KvCache,
   rows: readonly StepRequest[],
-): Promise<StepResult[]> {
+): Promise<(StepResult | undefined)[]> {
   const members = rows.map((r) => r.sequenceId);
   const group = cache.groupPast(members);
   const lengths = members.map((id) => cache.length(id) as number);
@@ -191,5 +199,5 @@ async function runGroup(
   const out = await session.run(feeds);
   cache.advanceGroup(members, presentsOf(sig, out), lengths);
   const logits = out[sig.outputs.logits.name];
-  return rows.map((_, b) => greedyAtLastPosition(logits, b));
+  return rows.map((r, b) => (wanted(r) ? greedyAtLastPosition(logits, b) : undefined));
 }
