@@ -1,7 +1,8 @@
 /**
- * `npm run bench`: the gateway on the embedded backend versus the floor (a bare onnxruntime-node
- * greedy loop on the same model file, same process, same run), on the full-size gpt2
- * architecture (random weights; speed does not depend on their values).
+ * `npm run bench`: the gateway on the embedded backend (its inference worker, as `serve` runs it)
+ * versus the floor (a bare onnxruntime-node greedy loop on the same model file, same process,
+ * same run), on the full-size gpt2 architecture (random weights; speed does not depend on their
+ * values).
  *
  * Reports per-token latency at batch 1, tokens/s at concurrency 1, 4 and 16, the ratio of each to
  * the floor at the same batch, and the gateway's own overhead per token (request time minus
@@ -20,7 +21,7 @@ import { pino } from 'pino';
 import { Pool } from 'undici';
 import { buildApp } from '../src/app.js';
 import { DEFAULT_MODEL_NAME, ensureDefaultModel } from '../src/backends/embedded/default-model.js';
-import { EmbeddedBackend } from '../src/backends/embedded/embedded-backend.js';
+import { WorkerBackend } from '../src/backends/embedded/worker-backend.js';
 import { loadConfig } from '../src/config.js';
 import { attack } from '../src/loadtest/attack.js';
 import { summarize } from '../src/loadtest/summary.js';
@@ -41,6 +42,8 @@ const PROBE_LONG_PROMPTS = 8;
 const GAP_LONG_PROMPTS = 4;
 /** Stream tokens measured before the long prompts arrive (its unloaded gaps). */
 const UNLOADED_STREAM_TOKENS = 24;
+/** Long enough to outlast the long prompts' arrival (PROMPT is 5 tokens; n_positions 1024). */
+const STREAM_NEW_TOKENS = 1000;
 /** The origin notebook's load test, at ten times its rate. */
 const LOADTEST_PROMPT = 'I enjoy working in Seldon';
 const LOADTEST_NEW_TOKENS = 8;
@@ -126,6 +129,8 @@ async function main(): Promise<number> {
     RATE_LIMIT_MAX: '0',
     MAX_BATCH_SIZE: '16',
     MAX_QUEUE: '64',
+    // The stream under load runs up to the context length.
+    MAX_NEW_TOKENS_LIMIT: String(STREAM_NEW_TOKENS),
     LOG_LEVEL: 'warn',
   });
   const gateway = await startGateway(config, modelFile, modelName);
@@ -219,7 +224,13 @@ async function startGateway(
   modelFile: string,
   modelName: string,
 ): Promise<Gateway> {
-  const backend = new EmbeddedBackend({ modelFile, modelName });
+  // As `serve` runs it: inference in a worker thread, the config's prefill chunk and watchdog.
+  const backend = new WorkerBackend({
+    modelFile,
+    modelName,
+    maxBatchSize: config.maxBatchSize,
+    stepTimeoutMs: config.embeddedStepTimeoutMs,
+  });
   await backend.init();
   const app = await buildApp(config, { backend });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -263,6 +274,7 @@ async function startGateway(
         body: JSON.stringify({ ...body, stream: true }),
         signal,
       });
+      if (res.statusCode !== 200) throw new Error(`stream: HTTP ${res.statusCode}`);
       let pending = '';
       try {
         for await (const chunk of res.body) {
@@ -389,14 +401,20 @@ async function streamGapDuringLongPrompts(
     startLoad = resolve;
   });
   const stream = gateway.stream(
-    { prompt: PROMPT, max_new_tokens: 1000 },
+    { prompt: PROMPT, max_new_tokens: STREAM_NEW_TOKENS },
     () => {
       arrivals.push(performance.now());
       if (arrivals.length === UNLOADED_STREAM_TOKENS) startLoad();
     },
     abort.signal,
   );
-  await loadDue;
+  // A stream that ends (or fails) before its unloaded tokens must not leave the bench waiting.
+  await Promise.race([
+    loadDue,
+    stream.then(() => {
+      throw new Error(`the stream ended after ${arrivals.length} tokens, before the load`);
+    }),
+  ]);
   const loadedFrom = performance.now();
   const statuses = await Promise.all(
     prompts.map((prompt) => gateway.complete({ prompt, max_new_tokens: LONG_PROMPT_NEW_TOKENS })),
