@@ -1,10 +1,12 @@
 /**
- * The embedded backend: the same ONNX model file Triton serves, run in-process by
- * onnxruntime-node. It learns the model from its metadata through understandSignature
+ * The embedded backend's engine: the same ONNX model file Triton serves, run by onnxruntime-node
+ * on the calling thread. The gateway runs it inside its inference worker (worker-backend.ts),
+ * since session.run blocks that thread; tests and benches also drive it directly. It learns the model from its metadata through understandSignature
  * (src/contract/signature.ts), the one place that knows model interfaces, and drives every
  * variant:
  * - `kv` (default): the prompt is prefilled once per sequence, then each step feeds only the new
- *   token with that sequence's KV cache. Decode steps of several sequences are batched into one
+ *   token with that sequence's KV cache; a prompt may also come in chunks (wantToken: false), each
+ *   extending the cache. Decode steps of several sequences are batched into one
  *   session.run — pasts left-padded to a common length, padding masked out with attention_mask
  *   zeros and positions given explicitly (the Optimum convention allows this) — so that on CPU
  *   the weights are read once per step for all of them. The runs are in kv-steps.ts, the caches
