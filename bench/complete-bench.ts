@@ -50,13 +50,14 @@ const LOADTEST_NEW_TOKENS = 8;
 const LOADTEST_RATE = 10;
 const DEFAULT_LOADTEST_SECONDS = 30;
 
-const HELP = `Usage: npm run bench -- [--tokens N] [--repo DIR] [--fused] [--loadtest-seconds S]
+const HELP = `Usage: npm run bench -- [--tokens N] [--repo DIR] [--fused] [--prefill-chunk N] [--loadtest-seconds S]
 
 Benchmarks POST /complete on the embedded backend against a bare onnxruntime-node greedy loop on
 the same model (<repo>/${DEFAULT_MODEL_NAME}, built once if missing).
   --tokens N   tokens generated per request (default ${DEFAULT_NEW_TOKENS})
   --repo DIR   model repository (default ./models)
   --fused      use the graph with onnxruntime's fused operators (${DEFAULT_MODEL_NAME}-fused)
+  --prefill-chunk N     PREFILL_CHUNK_TOKENS for the gateway (default: the config's)
   --loadtest-seconds S  length of the ${LOADTEST_RATE} requests/s load test (default ${DEFAULT_LOADTEST_SECONDS}; 0 skips it)
 `;
 
@@ -87,6 +88,7 @@ async function main(): Promise<number> {
       repo: { type: 'string', default: './models' },
       fused: { type: 'boolean', default: false },
       'loadtest-seconds': { type: 'string', default: String(DEFAULT_LOADTEST_SECONDS) },
+      'prefill-chunk': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -129,6 +131,9 @@ async function main(): Promise<number> {
     RATE_LIMIT_MAX: '0',
     MAX_BATCH_SIZE: '16',
     MAX_QUEUE: '64',
+    ...(values['prefill-chunk'] === undefined
+      ? {}
+      : { PREFILL_CHUNK_TOKENS: values['prefill-chunk'] }),
     // The stream under load runs up to the context length.
     MAX_NEW_TOKENS_LIMIT: String(STREAM_NEW_TOKENS),
     LOG_LEVEL: 'warn',
@@ -194,6 +199,7 @@ async function main(): Promise<number> {
     model: `${modelName} (gpt2 architecture, 124M, random weights, fp32, kv${values.fused ? ', fused operators' : ''})`,
     prompt: PROMPT,
     newTokens,
+    prefillChunkTokens: config.prefillChunkTokens,
     rounds: ROUNDS,
     sameTokensAsFloor: JSON.stringify(floorTokens) === JSON.stringify(gatewayTokens),
     loadAverage: loadavg().map(r2),
@@ -468,6 +474,7 @@ async function loadTest(gateway: Gateway, seconds: number) {
 }
 
 function formatTable(r: {
+  prefillChunkTokens: number;
   floor: Record<number, { stepMs: number; tokensPerSecond: number }>;
   gateway: GatewayRow[];
   sameTokensAsFloor: boolean;
@@ -481,7 +488,7 @@ function formatTable(r: {
   const pad = (v: unknown, n: number) => String(v).padStart(n);
   const { healthz, streamGap, loadtest } = r.load;
   return [
-    `load average at the end (1, 5, 15 min): ${r.loadAverage.join(', ')}`,
+    `load average at the end (1, 5, 15 min): ${r.loadAverage.join(', ')}; PREFILL_CHUNK_TOKENS ${r.prefillChunkTokens}`,
     `gateway tokens identical to the floor's: ${r.sameTokensAsFloor}`,
     'floor (bare onnxruntime-node loop, B sequences per run):',
     ...Object.entries(r.floor).map(

@@ -17,7 +17,7 @@ import { EmbeddedBackend } from '../src/backends/embedded/embedded-backend.js';
 import { NAMED_CONFIGS } from '../src/model/configs.js';
 import { plainGreedyLoop } from './plain-loop.js';
 
-const CHUNKS = [32, 64, 128, 256, 1000];
+const CHUNKS = [32, 64, 96, 128, 256, 1000];
 const BATCHES = [1, 4, 8, 16, 24, 32];
 const DECODE_TOKENS = 16;
 

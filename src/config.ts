@@ -40,16 +40,23 @@ export const SETTINGS = {
     fallback: undefined,
     note: 'unset: random-weight gpt2',
   },
-  /** Generations stepped together in one backend call (continuous batching). */
-  MAX_BATCH_SIZE: { group: 'gateway', kind: 'int', fallback: 8, min: 1, max: 256 },
+  /**
+   * Generations stepped together in one backend call (continuous batching). 16: on the 2-core
+   * build machine the bare loop's tokens/s still grows ~1.4× from 8 to 16 and flattens beyond
+   * (`npm run bench:floor`), while each step's latency keeps growing with the batch.
+   */
+  MAX_BATCH_SIZE: { group: 'gateway', kind: 'int', fallback: 16, min: 1, max: 256 },
   /**
    * Prompt tokens prefilled per step over all generations (chunked prefill), so that a long
-   * prompt delays running streams by one chunk per step, not by its whole prefill.
+   * prompt delays running streams by one chunk per step, not by its whole prefill. 64: on two
+   * cores a 64-token chunk costs about 10 batch-1 decode steps while the whole prefill of a
+   * 1000-token prompt costs ~1.3-2× an unchunked one; 32 cuts the stall for ~1.2× more prefill,
+   * 128 doubles it (`npm run bench:floor`).
    */
   PREFILL_CHUNK_TOKENS: {
     group: 'gateway',
     kind: 'int',
-    fallback: 128,
+    fallback: 64,
     min: 0,
     max: 1_000_000,
     note: '0 = whole prompts',
