@@ -46,6 +46,9 @@ export interface EmbeddedBackendOptions {
   readonly batchDecode?: boolean;
   /** onnxruntime intra-op threads; default: onnxruntime's (all cores). */
   readonly intraOpNumThreads?: number;
+  /** Whether idle intra-op threads spin for work (onnxruntime's session.intra_op.allow_spinning);
+   * default onnxruntime's (yes). */
+  readonly intraOpSpinning?: boolean;
 }
 
 export class EmbeddedBackend implements Backend {
@@ -83,6 +86,13 @@ export class EmbeddedBackend implements Backend {
       ...(this.#options.intraOpNumThreads === undefined
         ? {}
         : { intraOpNumThreads: this.#options.intraOpNumThreads }),
+      ...(this.#options.intraOpSpinning === undefined
+        ? {}
+        : {
+            extra: {
+              session: { intra_op: { allow_spinning: this.#options.intraOpSpinning ? '1' : '0' } },
+            },
+          }),
     });
     const batch = this.#options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
     this.#signature = signature;
