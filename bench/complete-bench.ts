@@ -122,9 +122,12 @@ async function main(): Promise<number> {
 
   // Floor and gateway run interleaved, round after round, so that background load (the build
   // machine is shared) hits both alike; each figure is the median over rounds.
+  // The floor's session has the same options as the gateway's inference worker (idle intra-op
+  // threads sleep), so that the ratios measure the gateway, not a session setting.
   const session = await ort.InferenceSession.create(modelFile, {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
   await plainGreedyLoop(session, shape, prompt, 3, 1);
   const config = loadConfig({
