@@ -11,9 +11,12 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.web.json ./
+COPY scripts/copy-web-assets.mjs ./scripts/
 COPY src ./src
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund
+COPY web ./web
+# npm run build: the server (dist/src) and the playground page (dist/web).
+RUN npm run build --silent && npm prune --omit=dev --no-audit --no-fund
 # onnxruntime-node ships CPU binaries for every OS and CPU; keep this platform's (~290 MB saved).
 RUN find node_modules/onnxruntime-node/bin -mindepth 2 -maxdepth 2 -type d ! -name linux -exec rm -rf {} + \
  && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -type d ! -name "$(node -p 'process.arch')" -exec rm -rf {} +
@@ -31,6 +34,7 @@ RUN groupadd --gid 8888 gateway \
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/web ./dist/web
 USER 8888:8888
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \

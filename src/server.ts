@@ -1,13 +1,38 @@
 /**
  * The process: read the environment once, build the backend and the app, listen, and shut down
  * gracefully on SIGTERM/SIGINT — refuse new generations (503 SHUTTING_DOWN, /readyz 503), let the
- * accepted ones finish (at most SHUTDOWN_TIMEOUT_MS), close the server, then the backend.
+ * accepted ones finish (at most SHUTDOWN_TIMEOUT_MS, then end the rest with SHUTTING_DOWN), close
+ * the server, then the backend (at most CLOSE_BUDGET_MS), and exit 0.
  * The only module that reads process.env: everything below gets a frozen Config.
  */
 import { pino } from 'pino';
 import { buildApp, loggerOptions } from './app.js';
 import { createBackend } from './backends/create-backend.js';
 import { ConfigError, loadConfig } from './config.js';
+
+/**
+ * After the drain (at most SHUTDOWN_TIMEOUT_MS): how long closing the server and the backend may
+ * take before what is left is dropped. The chart's grace period leaves room for it (values.yaml,
+ * terminationGracePeriodSeconds).
+ */
+export const CLOSE_BUDGET_MS = 3_000;
+/** Once stopped, the longest a leftover handle (an upstream call in flight) may hold the exit. */
+const EXIT_BACKSTOP_MS = 1_000;
+
+/** Whether `work` settled (either way) within `ms`; never rejects. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const settled = work.then(
+    () => true as const,
+    () => true as const,
+  );
+  const result = await Promise.race([settled, timedOut]);
+  clearTimeout(timer);
+  return result;
+}
 
 /** Resolves with the exit code once the server has shut down. */
 export async function runServer(env: Record<string, string | undefined>): Promise<number> {
@@ -30,19 +55,32 @@ export async function runServer(env: Record<string, string | undefined>): Promis
   const stop = (signal: string): Promise<number> => {
     stopping ??= (async () => {
       logger.info({ signal }, 'shutting down: draining in-flight generations');
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
-      });
-      const drained = await Promise.race([app.drain().then(() => 'drained' as const), timedOut]);
-      clearTimeout(timer);
-      if (drained === 'timeout') {
-        logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'drain timed out; closing anyway');
+      if (!(await settlesWithin(app.drain(), config.shutdownTimeoutMs))) {
+        // The deadline is the operator's word: what is still running ends now, each client told
+        // why (503 or an `error` event with SHUTTING_DOWN), each backend sequence released.
+        const ended = app.endGenerations();
+        logger.warn(
+          { timeoutMs: config.shutdownTimeoutMs, ended },
+          'drain timed out; ending the remaining generations',
+        );
       }
-      await app.close();
-      await backend.close();
+      let code = 0;
+      const closing = (async () => {
+        await app.close();
+        await backend.close();
+      })().catch((err: unknown) => {
+        logger.error({ err }, 'closing failed');
+        code = 1;
+      });
+      if (!(await settlesWithin(closing, CLOSE_BUDGET_MS))) {
+        // A client that does not read its answer, or a model server that does not answer the
+        // sequence ENDs, must not keep the pod past its grace period.
+        app.server.closeAllConnections();
+        logger.warn({ budgetMs: CLOSE_BUDGET_MS }, 'closing took too long; dropping what is left');
+        setTimeout(() => process.exit(code), EXIT_BACKSTOP_MS).unref();
+      }
       logger.info('stopped');
-      return drained === 'timeout' ? 1 : 0;
+      return code;
     })();
     return stopping;
   };

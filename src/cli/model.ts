@@ -6,26 +6,26 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { understandSignature } from '../contract/signature.js';
+import { type BuildReport, buildOnnxModel, VARIANTS, type WeightSource } from '../model/build.js';
 import {
-  type BuildReport,
-  buildOnnxModel,
-  isVariant,
-  VARIANTS,
-  type WeightSource,
-} from '../model/build.js';
-import { type Gpt2Config, isNamedConfig, NAMED_CONFIGS, parseHfConfig } from '../model/configs.js';
+  type BuildPlan,
+  BuildRuleError,
+  DEFAULT_MODEL_NAME,
+  DEFAULT_REPOSITORY,
+  DEFAULT_SEED,
+  DEFAULT_VARIANT,
+  planBuild,
+} from '../model/build-rules.js';
+import { type Gpt2Config, parseHfConfig } from '../model/configs.js';
 import { DEFAULT_ENDPOINT, DEFAULT_FILES, DEFAULT_REVISION, pullModel } from '../model/hub.js';
 import { readModelSummary, tritonView } from '../model/metadata.js';
 import { writeModelRepository } from '../model/model-repository.js';
 import { writeTransformersJsLayout } from '../model/transformers-js-layout.js';
+import { DEFAULT_TRITON_RELEASE, firstReleaseFor } from '../model/triton-releases.js';
 import { oneLine } from './one-line.js';
 
 const DEFAULT_REPO_ID = 'gpt2';
 const DEFAULT_WEIGHTS_ROOT = 'weights';
-const DEFAULT_REPOSITORY = 'models';
-const DEFAULT_MODEL_NAME = 'gpt2';
-const DEFAULT_VARIANT = 'next-token';
-const DEFAULT_SEED = 0;
 
 const USAGE = `Usage: gpt2-gateway model <command> [options]
 
@@ -80,12 +80,19 @@ Output (default: a Triton model repository entry):
   --repo DIR             model repository (default: ${DEFAULT_REPOSITORY})
   --name NAME            model name (default: ${DEFAULT_MODEL_NAME})
   --instance gpu|cpu     config.pbtxt instance_group kind (default: gpu)
-  --max-batch-size N     config.pbtxt max_batch_size (default: 8; kv: 1)
+  --max-batch-size N     config.pbtxt max_batch_size (default: 8; kv: 1; not with
+                         --seed-signature, whose interface has no batch dimension)
+  --triton RELEASE       the Triton release (YY.MM) the entry must load on (default:
+                         ${DEFAULT_TRITON_RELEASE}, the chart's image): options it cannot load are
+                         refused, naming the first release that can (--fused: ${firstReleaseFor({ variant: 'logits', fused: true }).release},
+                         --quantize int8: ${firstReleaseFor({ variant: 'logits', quantize: 'int8' }).release}, kv: ${firstReleaseFor({ variant: 'kv' }).release})
   --layout L             triton (default) | transformers-js (kv only: writes --out DIR with
                          config.json, tokenizer.json and onnx/model.onnx)
   --out PATH             write only the .onnx file to PATH (or, with --layout transformers-js,
-                         the directory)
+                         the directory); the repository-entry flags above do not apply
   -h, --help             show this help
+
+A flag that does not apply to the options chosen is refused (exit 2), never ignored.
 `;
 
 const INSPECT_USAGE = `Usage: gpt2-gateway model inspect PATH [options]
@@ -135,14 +142,6 @@ function parse<T extends ParseArgsConfig>(
 }
 
 const HELP = { help: { type: 'boolean', short: 'h' } } as const;
-
-function int(value: string | undefined, flag: string, fallback: number, min = 0): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min)
-    throw new UsageError(`${flag} must be an integer >= ${min} (got '${value}')`);
-  return n;
-}
 
 async function readJsonFile(file: string): Promise<unknown> {
   let text: string;
@@ -226,44 +225,46 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
       layout: { type: 'string' },
       out: { type: 'string' },
       'full-logits': { type: 'boolean' },
+      triton: { type: 'string' },
     },
   } as const);
   if (values.help) {
     io.out(BUILD_USAGE);
     return 0;
   }
-  if ((values.weights === undefined) === (values.random !== true)) {
-    throw new UsageError('give exactly one of --weights DIR or --random');
+  // Every rule about which flags go together lives in planBuild; here only parsing and I/O.
+  let plan: BuildPlan;
+  try {
+    plan = planBuild({
+      weights: values.weights,
+      random: values.random,
+      config: values.config,
+      seed: values.seed,
+      variant: values.variant,
+      seedSignature: values['seed-signature'],
+      fused: values.fused,
+      quantize: values.quantize,
+      fullLogits: values['full-logits'],
+      repo: values.repo,
+      name: values.name,
+      instance: values.instance,
+      maxBatchSize: values['max-batch-size'],
+      layout: values.layout,
+      out: values.out,
+      triton: values.triton,
+    });
+  } catch (err) {
+    if (err instanceof BuildRuleError) throw new UsageError(err.message);
+    throw err;
   }
-  const variant = values.variant ?? DEFAULT_VARIANT;
-  if (!isVariant(variant))
-    throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')} (got '${variant}')`);
-  const seedSignature = values['seed-signature'] === true;
-  if (seedSignature && variant !== 'logits')
-    throw new UsageError('--seed-signature needs --variant logits');
-  const layout = values.layout ?? 'triton';
-  if (layout !== 'triton' && layout !== 'transformers-js') {
-    throw new UsageError(`--layout must be triton or transformers-js (got '${layout}')`);
-  }
-  const instance = values.instance ?? 'gpu';
-  if (instance !== 'gpu' && instance !== 'cpu')
-    throw new UsageError(`--instance must be gpu or cpu (got '${instance}')`);
 
   let config: Gpt2Config;
   let weights: WeightSource;
-  if (values.random === true) {
-    const name = values.config ?? 'gpt2';
-    if (!isNamedConfig(name))
-      throw new UsageError(
-        `--config must be one of ${Object.keys(NAMED_CONFIGS).join(', ')} (got '${name}')`,
-      );
-    config = NAMED_CONFIGS[name];
-    weights = { kind: 'random', seed: int(values.seed, '--seed', DEFAULT_SEED) };
+  if (plan.weights.kind === 'random') {
+    config = plan.weights.config;
+    weights = { kind: 'random', seed: plan.weights.seed };
   } else {
-    if (values.config !== undefined || values.seed !== undefined) {
-      throw new UsageError('--config and --seed go with --random; --weights reads DIR/config.json');
-    }
-    const dir = values.weights!;
+    const dir = plan.weights.dir;
     config = parseHfConfig(await readJsonFile(join(dir, 'config.json')));
     const file = join(dir, 'model.safetensors');
     await stat(file).catch(() => {
@@ -271,53 +272,31 @@ async function build(argv: string[], io: CommandIo): Promise<number> {
     });
     weights = { kind: 'safetensors', file };
   }
-  const fused = values.fused === true;
-  if (seedSignature && fused) throw new UsageError('--seed-signature and --fused do not combine');
-  if (values.quantize !== undefined && values.quantize !== 'int8') {
-    throw new UsageError(`--quantize must be int8 (got '${values.quantize}')`);
-  }
-  const quantize = values.quantize === 'int8' ? ('int8' as const) : undefined;
-  if (seedSignature && quantize)
-    throw new UsageError('--seed-signature and --quantize do not combine');
-  const fullLogits = values['full-logits'] === true;
-  if (fullLogits && variant !== 'kv') {
-    throw new UsageError('--full-logits needs --variant kv (the logits variant always has them)');
-  }
-  const opts = { config, weights, variant, seedSignature, fused, quantize, fullLogits };
-  // These only shape a repository entry (config.pbtxt); with --out they would be ignored silently.
-  if (values.out !== undefined) {
-    const entryOnly = (['repo', 'name', 'instance', 'max-batch-size'] as const).find(
-      (flag) => values[flag] !== undefined,
-    );
-    if (entryOnly !== undefined)
-      throw new UsageError(
-        `--${entryOnly} shapes a model repository entry (config.pbtxt); it does not go with --out`,
-      );
-  }
-
-  if (layout === 'transformers-js') {
-    if (values.out === undefined) throw new UsageError('--layout transformers-js needs --out DIR');
-    const { modelFile, report } = await writeTransformersJsLayout(opts, values.out);
-    io.out(describeBuild(report, `${modelFile} (+ config.json, tokenizer.json in ${values.out})`));
+  const opts = { config, weights, ...plan.model };
+  const output = plan.output;
+  if (output.kind === 'transformers-js') {
+    const { modelFile, report } = await writeTransformersJsLayout(opts, output.dir);
+    io.out(describeBuild(report, `${modelFile} (+ config.json, tokenizer.json in ${output.dir})`));
     return 0;
   }
-  if (values.out !== undefined) {
-    const report = await buildOnnxModel(opts, values.out);
-    io.out(describeBuild(report, values.out));
+  if (output.kind === 'file') {
+    const report = await buildOnnxModel(opts, output.file);
+    io.out(describeBuild(report, output.file));
     return 0;
   }
-  const maxBatchSize =
-    values['max-batch-size'] === undefined
-      ? undefined
-      : int(values['max-batch-size'], '--max-batch-size', 0, 1);
   const { modelDir, modelFile, report } = await writeModelRepository({
     ...opts,
-    repository: values.repo ?? DEFAULT_REPOSITORY,
-    name: values.name ?? DEFAULT_MODEL_NAME,
-    instanceKind: instance,
-    maxBatchSize,
+    repository: output.repository,
+    name: output.name,
+    instanceKind: output.instanceKind,
+    maxBatchSize: output.maxBatchSize,
   });
-  io.out(describeBuild(report, `${modelFile} and ${join(modelDir, 'config.pbtxt')}`));
+  io.out(
+    describeBuild(
+      report,
+      `${modelFile} and ${join(modelDir, 'config.pbtxt')} (checked for Triton ${output.triton})`,
+    ),
+  );
   return 0;
 }
 

@@ -4,9 +4,10 @@ import { runCommand } from './command.js';
 
 const HELP = `Usage: gpt2-gateway undeploy [options]
 
-Uninstalls the Helm release. The model volume's PersistentVolume is kept on purpose
-(helm.sh/resource-policy: keep) so the blob data and its binding survive; delete it yourself with
-  kubectl delete pv -l app.kubernetes.io/instance=<release>
+Uninstalls the Helm release. The model volume's claim and PersistentVolume are kept on purpose
+(helm.sh/resource-policy: keep) so the blob data and its binding survive and a reinstall of the
+release adopts them; delete them yourself, the claim first, with
+  kubectl delete pvc,pv -l app.kubernetes.io/instance=<release>
 
 Options:
 ${COMMON_HELP}

@@ -50,12 +50,21 @@ const _ = undefined;
 export const ERRORS = {
   INVALID_JSON: rec(400, 'the body is not valid JSON', _, 'invalid_request', 'client'),
   INVALID_REQUEST: rec(400, 'the request body is invalid', _, 'invalid_request', 'client'),
+  /** The body's bytes are not UTF-8: refused rather than read with U+FFFD in place of them. */
+  INVALID_UTF8: rec(400, 'the body is not valid UTF-8', _, 'invalid_request', 'client'),
+  /** A \uD800-\uDFFF escape without its pair: refused rather than turned into U+FFFD. */
+  LONE_SURROGATE: rec(400, 'a string contains a lone UTF-16 surrogate', _, 'invalid_request', 'client'),
+  /** Malformed HTTP/1.1 framing, answered by the connection's parser before any route runs. */
+  BAD_REQUEST: rec(400, 'the request is not valid HTTP/1.1', _, _, 'client'),
   /** prompt tokens + max_new_tokens exceed the model's context (1024 for GPT-2); never truncated. */
   CONTEXT_LENGTH_EXCEEDED: rec(400, "the request exceeds the model's context", _, 'context_length', 'client'),
   NOT_FOUND: rec(404, 'no such route', _, _, 'client'),
   METHOD_NOT_ALLOWED: rec(405, 'method not allowed on this route', _, _, 'client'),
+  /** Headers and body did not arrive within REQUEST_TIMEOUT_MS. */
+  REQUEST_TIMEOUT: rec(408, 'the request did not arrive in time', _, _, 'client'),
   PAYLOAD_TOO_LARGE: rec(413, 'the body is too large', _, 'payload_too_large', 'client'),
   UNSUPPORTED_MEDIA_TYPE: rec(415, 'send the body as JSON', _, 'unsupported_media_type', 'client'),
+  HEADERS_TOO_LARGE: rec(431, 'the request headers are too large', _, _, 'client'),
   /** Per API key or client address (@fastify/rate-limit); comes with Retry-After. */
   RATE_LIMITED: rec(429, 'rate limit exceeded; retry later', R, 'rate_limited', 'client'),
   /** The client closed the connection before the answer (nginx's 499); only in logs and metrics. */

@@ -1,8 +1,9 @@
 /**
  * Admission of one completion request, before it queues: the prompt must leave room in the
  * model's context for the tokens asked for (never truncated), an omitted max_new_tokens shrinks
- * to fit, and `stop` becomes a list. Pure: the same request, limits and tokenizer give the same
- * answer or the same CONTEXT_LENGTH_EXCEEDED error.
+ * to fit, and `stop` becomes a list. Pure apart from the tokenizer it is given: the same request,
+ * limits and tokenizer give the same answer or the same CONTEXT_LENGTH_EXCEEDED error. Encoding
+ * may be asynchronous (a large prompt is encoded in a worker, off the event loop).
  */
 import { GatewayError } from '../contract/errors.js';
 
@@ -23,7 +24,7 @@ export interface AdmissionLimits {
 export interface PromptTokenizer {
   /** A lower bound of encode(text).length, far cheaper than encoding. */
   minTokenCount(text: string): number;
-  encode(text: string): number[];
+  encode(text: string): number[] | Promise<number[]>;
 }
 
 export interface Admitted {
@@ -32,11 +33,11 @@ export interface Admitted {
   readonly stop: readonly string[];
 }
 
-export function admitCompletion(
+export async function admitCompletion(
   request: AdmissionRequest,
   limits: AdmissionLimits,
   tokenizer: PromptTokenizer,
-): Admitted {
+): Promise<Admitted> {
   const context = limits.contextLength;
   // Refuse a prompt that certainly overflows before the BPE run, the costly part for huge
   // prompts (1.8 s for one 250 KB word); near the limit the exact count below decides.
@@ -47,7 +48,7 @@ export function admitCompletion(
       `the prompt is at least ${atLeast} tokens, more than the model's context of ${context}; shorten the prompt`,
     );
   }
-  const promptIds = tokenizer.encode(request.prompt);
+  const promptIds = await tokenizer.encode(request.prompt);
   const n = promptIds.length;
   if (request.maxNewTokens === undefined && n >= context) {
     // The client sent no max_new_tokens: telling it to lower one would be no help.

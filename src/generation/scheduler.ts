@@ -6,7 +6,7 @@
  * following step (no waiting for the whole batch). At most `maxQueue` generations wait; beyond
  * that, submit() refuses with QUEUE_FULL (503 + Retry-After). A cancelled generation (client gone)
  * leaves at the next step boundary. drain() refuses new work and resolves once all accepted work
- * has finished (SIGTERM).
+ * has finished (SIGTERM); abortAll() ends whatever is left at the shutdown deadline.
  *
  * Chunked prefill (as vLLM's): on a backend that takes prefill chunks, each step feeds at most
  * `prefillChunkTokens` prompt tokens in all, first come first served, beside one decode token
@@ -48,6 +48,8 @@ interface Job {
   readonly sequenceId: number;
   readonly signal: AbortSignal | undefined;
   stepped: boolean;
+  /** Answered (resolved or rejected): a step that completes afterwards must not answer again. */
+  settled: boolean;
   /** Prompt tokens the backend has been fed (the whole prompt once its prefill is done). */
   fed: number;
   resolve(outcome: GenerationOutcome): void;
@@ -71,6 +73,8 @@ export class Scheduler {
   #running = false;
   #draining = false;
   #idleWaiters: (() => void)[] = [];
+  /** Aborted by abortAll(): cuts the backend call of the step in flight. */
+  readonly #stepAbort = new AbortController();
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
@@ -119,8 +123,17 @@ export class Scheduler {
         signal,
         stepped: false,
         fed: 0,
-        resolve,
-        reject,
+        settled: false,
+        resolve(outcome) {
+          if (job.settled) return;
+          job.settled = true;
+          resolve(outcome);
+        },
+        reject(err) {
+          if (job.settled) return;
+          job.settled = true;
+          reject(err);
+        },
       };
       if (signal?.aborted) {
         reject(new GenerationCancelledError('the client went away'));
@@ -139,6 +152,27 @@ export class Scheduler {
     this.#draining = true;
     if (!this.#running && this.#queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * The shutdown deadline: refuse new work and fail every accepted generation with `error` now —
+   * queued ones leave the queue, active ones are answered at once and leave at the step boundary
+   * (their backend state released there, once), and the backend call in flight is aborted where
+   * the backend honours the signal. Returns how many generations it ended.
+   */
+  abortAll(error: unknown): number {
+    this.#draining = true;
+    const { metrics } = this.#options;
+    // A client already gone is left to the step boundary, which counts it as cancelled.
+    const unanswered = this.#active.filter((job) => !job.settled && job.signal?.aborted !== true);
+    const ended = [...this.#queue.splice(0), ...unanswered];
+    for (const job of ended) {
+      metrics.generations.inc({ finish_reason: 'error' });
+      job.reject(error);
+    }
+    this.#updateGauges();
+    if (this.#active.length > 0) this.#stepAbort.abort(error);
+    return ended.length;
   }
 
   async #loop(): Promise<void> {
@@ -176,7 +210,10 @@ export class Scheduler {
 
   async #dropCancelled(): Promise<void> {
     for (const job of [...this.#active]) {
-      if (job.signal?.aborted) {
+      if (job.settled) {
+        // Answered by abortAll() while its step was in flight: only its backend state is left.
+        await this.#end(job);
+      } else if (job.signal?.aborted) {
         this.#options.metrics.generations.inc({ finish_reason: 'cancelled' });
         await this.#end(job);
         job.reject(new GenerationCancelledError('the client went away'));
@@ -214,13 +251,17 @@ export class Scheduler {
   async #step(plan: Planned[]): Promise<void> {
     const { backend, metrics } = this.#options;
     const started = this.#now();
+    const abort = this.#stepAbort.signal;
     for (const { job } of plan) {
       job.generation.markStarted(started);
       job.stepped = true;
     }
     let results: Awaited<ReturnType<Backend['step']>>;
     try {
-      results = await backend.step(plan.map((p) => p.request));
+      results = await backend.step(
+        plan.map((p) => p.request),
+        abort,
+      );
       if (results.length !== plan.length) {
         throw new BackendError(
           'BACKEND_BAD_RESPONSE',
@@ -246,7 +287,7 @@ export class Scheduler {
     } catch (err) {
       // One failed forward pass fails every generation in it: there is no partial result.
       for (const { job } of plan) {
-        metrics.generations.inc({ finish_reason: 'error' });
+        if (!job.settled) metrics.generations.inc({ finish_reason: 'error' });
         await this.#end(job);
         job.reject(err);
       }
@@ -260,6 +301,8 @@ export class Scheduler {
     let generated = 0;
     for (const [i, { job, request, fed }] of plan.entries()) {
       job.fed = fed;
+      // Ended by abortAll() during the step: no token after its error; released at the boundary.
+      if (job.settled) continue;
       // A prefill chunk that does not end its prompt produces no token.
       if (request.wantToken === false) continue;
       generated++;

@@ -42,6 +42,9 @@ export interface TritonModelConfig {
     readonly state: readonly ConfigState[];
   };
   readonly instance_group: readonly { readonly kind: string; readonly count: number }[];
+  /** `parameters` string values (Triton's map<string, ModelParameter>); `model build` records
+   * how the graph was built here (gpt2.*), which Triton serves even when the model failed to load. */
+  readonly parameters?: Readonly<Record<string, string>>;
 }
 
 export class ModelConfigError extends Error {
@@ -177,6 +180,26 @@ function tensors(m: TextMessage, f: string): ConfigTensor[] {
   }));
 }
 
+/** pbtxt lists map entries as { key, value { string_value } }; Triton's JSON keys an object. */
+function parameters(m: TextMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of msgs(m, 'parameters')) {
+    // JSON numbers-as-strings may have become numbers (modelConfigFromJson): take them back.
+    const text = (value: TextMessage | undefined): string => {
+      const v = value === undefined ? undefined : one(value, 'string_value');
+      if (typeof v === 'object')
+        throw new ModelConfigError("config: 'string_value' must be a string");
+      return v === undefined ? '' : String(v);
+    };
+    if (typeof one(entry, 'key') === 'string') {
+      out[str(entry, 'key')] = text(msgs(entry, 'value')[0]);
+      continue;
+    }
+    for (const key of Object.keys(entry)) out[key] = text(msgs(entry, key)[0]);
+  }
+  return out;
+}
+
 function fromTree(m: TextMessage): TritonModelConfig {
   const seq = msgs(m, 'sequence_batching')[0];
   const dyn = msgs(m, 'dynamic_batching')[0];
@@ -225,6 +248,7 @@ function fromTree(m: TextMessage): TritonModelConfig {
       kind: str(g, 'kind', 'KIND_AUTO'),
       count: num(g, 'count', 1),
     })),
+    parameters: parameters(m),
   };
 }
 
@@ -324,6 +348,8 @@ export function modelConfigToJson(c: TritonModelConfig): Record<string, unknown>
       passive: false,
     })),
     default_model_filename: 'model.onnx',
-    parameters: {},
+    parameters: Object.fromEntries(
+      Object.entries(c.parameters ?? {}).map(([k, v]) => [k, { string_value: v }]),
+    ),
   };
 }

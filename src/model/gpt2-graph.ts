@@ -43,8 +43,9 @@ export const OPSET_VERSION = 13;
  * Bumped whenever the graph built for the same options changes, and stored in the file's metadata
  * (`gpt2.graph_version`), so that a cached build (the default model) is known to be stale.
  * 2: kv emits only each row's last position by default.
+ * 3: kv declares that position dim as 1; --fused gives MultiHeadAttention a bias per head.
  */
-export const GRAPH_VERSION = 2;
+export const GRAPH_VERSION = 3;
 export const IR_VERSION = 7;
 /** onnxruntime's contrib operator domain, used by --fused and --quantize graphs. */
 export const CONTRIB_DOMAIN = 'com.microsoft';
@@ -58,8 +59,6 @@ const BATCH = 'batch_size';
 const SEQ = 'sequence_length';
 const PAST = 'past_sequence_length';
 const TOTAL = 'total_sequence_length';
-/** kv logits' position dim: 1 by default, `seq` with fullLogits. */
-const LOGITS_SEQ = 'logits_sequence_length';
 
 export interface GraphOptions {
   config: Gpt2Config;
@@ -374,9 +373,10 @@ export function buildGpt2Graph(opts: GraphOptions): ProtoMessage {
     ]);
     const rows = lmHead(lastRealHidden(newMask));
     g.op('Unsqueeze', [rows, g.int64s([1])], {}, ['logits']);
-    // Symbolic rather than 1: Triton rejects a config dim of -1 against a fixed model dim, and
-    // config.pbtxt serves both kv forms with the same [-1, vocab].
-    g.output('logits', OnnxType.FLOAT, [BATCH, LOGITS_SEQ, vocab]);
+    // The fixed 1 it is: onnxruntime >= 1.17 infers it from the Unsqueeze whatever we declare,
+    // and Triton compares output dims exactly, so declaring it lets one config.pbtxt
+    // ([1, vocab]) load on every release (test/triton-compat).
+    g.output('logits', OnnxType.FLOAT, [BATCH, 1, vocab]);
     kvPresentOutputs();
   } else if (variant === 'logits' || variant === 'kv') {
     const flat = g.op1('Reshape', [hf, g.int64s([-1, e])]);
@@ -532,6 +532,9 @@ function fusedLayers(c: LayerContext): LayersResult {
   const ms = CONTRIB_DOMAIN;
   const eps = { float: config.layerNormEpsilon };
   const presents: { key: string; value: string }[] = [];
+  // onnxruntime ≤ 1.17 wants MultiHeadAttention's bias with a dim per head (it refuses the
+  // broadcast 1 at the first step, not at load); expanded once, shared by every layer.
+  const headBias = g.op1('Expand', [attnBias, g.int64s([1, config.nHead, 1, 1])]);
   let residual = c.h;
   let normed = layerNorm(g, residual, w('h.0.ln_1.weight'), w('h.0.ln_1.bias'), config, '');
   for (let i = 0; i < config.nLayer; i++) {
@@ -554,7 +557,7 @@ function fusedLayers(c: LayerContext): LayersResult {
         v,
         w(`${p}attn.c_attn.bias`),
         '',
-        attnBias,
+        headBias,
         ...(pastI ? [pastI.key, pastI.value] : []),
       ],
       { num_heads: config.nHead },

@@ -7,6 +7,7 @@ import { basename, join } from 'node:path';
 import type { ModelVariant } from '../contract/model.js';
 import { type BuildOptions, type BuildReport, buildOnnxModel } from './build.js';
 import type { Gpt2Config } from './configs.js';
+import { GRAPH_VERSION } from './gpt2-graph.js';
 
 /** Requests a batching variant may combine into one call by default. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
@@ -33,6 +34,10 @@ export interface ConfigOptions {
   config: Gpt2Config;
   variant: ModelVariant;
   seedSignature: boolean;
+  /** kv only: logits for every position; otherwise each row's last, a fixed dim of 1. */
+  fullLogits?: boolean;
+  fused?: boolean;
+  quantize?: 'int8';
   instanceKind: 'gpu' | 'cpu';
   maxBatchSize: number;
 }
@@ -43,6 +48,24 @@ function dims(d: readonly number[]): string {
 
 function tensor(name: string, type: string, d: readonly number[]): string {
   return `  {\n    name: "${name}"\n    data_type: ${type}\n    dims: ${dims(d)}\n  }`;
+}
+
+/**
+ * How the graph was built, as config.pbtxt `parameters` (the same gpt2.* keys as the ONNX
+ * metadata, build.ts): Triton serves them on GET /v2/models/{m}/config even when the model failed
+ * to load, so the gateway can say why (src/model/triton-releases.ts modelFactsFromProperties).
+ * The onnxruntime backend reads only the parameter keys it knows.
+ */
+function buildParameters(o: ConfigOptions): string {
+  const entries: [string, string][] = [
+    ['gpt2.variant', o.variant],
+    ['gpt2.graph', o.fused === true ? 'fused' : 'standard'],
+    ['gpt2.weights_dtype', o.quantize ?? 'float32'],
+    ['gpt2.graph_version', String(GRAPH_VERSION)],
+  ];
+  return entries
+    .map(([k, v]) => `parameters {\n  key: "${k}"\n  value: { string_value: "${v}" }\n}`)
+    .join('\n');
 }
 
 /** The config.pbtxt text for a variant. */
@@ -63,6 +86,7 @@ export function configPbtxt(o: ConfigOptions): string {
         tensor('logits', 'TYPE_FP32', [-1, -1, v]),
       ].join(',\n')}\n]`,
       instance,
+      buildParameters(o),
     );
     return `${lines.join('\n')}\n`;
   }
@@ -77,12 +101,16 @@ export function configPbtxt(o: ConfigOptions): string {
   ];
   if (variant === 'kv') inputs.push(tensor('position_ids', 'TYPE_INT64', [-1]));
   lines.push(`input [\n${inputs.join(',\n')}\n]`);
+  // Output dims must be exactly what onnxruntime infers (Triton compares them exactly): the kv
+  // graph's last-position logits are [batch, 1, vocab] (gpt2-graph.ts).
   const outputs =
-    variant === 'logits' || variant === 'kv'
-      ? [tensor('logits', 'TYPE_FP32', [-1, v])]
-      : variant === 'last'
-        ? [tensor('last_logits', 'TYPE_FP32', [v])]
-        : [tensor('next_token', 'TYPE_INT64', [1]), tensor('logprob', 'TYPE_FP32', [1])];
+    variant === 'kv' && o.fullLogits !== true
+      ? [tensor('logits', 'TYPE_FP32', [1, v])]
+      : variant === 'logits' || variant === 'kv'
+        ? [tensor('logits', 'TYPE_FP32', [-1, v])]
+        : variant === 'last'
+          ? [tensor('last_logits', 'TYPE_FP32', [v])]
+          : [tensor('next_token', 'TYPE_INT64', [1]), tensor('logprob', 'TYPE_FP32', [1])];
   lines.push(`output [\n${outputs.join(',\n')}\n]`);
 
   if (variant === 'kv') {
@@ -133,7 +161,7 @@ export function configPbtxt(o: ConfigOptions): string {
       ].join('\n'),
     );
   }
-  lines.push(instance);
+  lines.push(instance, buildParameters(o));
   return `${lines.join('\n')}\n`;
 }
 
@@ -149,6 +177,9 @@ export async function writeModelRepository(
     config: opts.config,
     variant: opts.variant,
     seedSignature,
+    fullLogits: opts.fullLogits ?? false,
+    fused: opts.fused ?? false,
+    quantize: opts.quantize,
     instanceKind: opts.instanceKind ?? 'gpu',
     maxBatchSize:
       opts.maxBatchSize ??

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { type TokenBoundLimits, tokenBoundLimits, tokenCountLowerBound } from './token-bound.js';
 
 export const EOS_TOKEN_ID = 50256;
 export const EOS_TOKEN = '<|endoftext|>';
@@ -27,17 +28,17 @@ function byteLevelTable(): Map<string, number> {
   return table;
 }
 
-/** Space, \t, \n, \v, \f, \r: whitespace in every regex dialect, so GPT-2's pre-tokenizer splits there. */
-function isAsciiWhitespace(unit: number): boolean {
-  return unit === 0x20 || (unit >= 0x09 && unit <= 0x0d);
-}
-
 export class Gpt2Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenId = EOS_TOKEN_ID;
   readonly #tokenizer: Tokenizer;
   /** Bytes of every token id, precomputed: decoding is on the per-token hot path. */
   readonly #bytes: Uint8Array[];
+  /** tokenText's answers, filled in as ids are asked for. */
+  readonly #texts: (string | undefined)[] = [];
+  readonly #utf8 = new TextDecoder();
+  /** What minTokenCount needs from the vocabulary, read off it once. */
+  readonly #bound: TokenBoundLimits;
   /** The longest token's byte length (128 for GPT-2). */
   readonly maxTokenBytes: number;
 
@@ -57,33 +58,16 @@ export class Gpt2Tokenizer {
           ? new TextEncoder().encode(EOS_TOKEN)
           : Uint8Array.from([...token].map((ch) => table.get(ch) ?? 0));
     }
-    this.maxTokenBytes = this.#bytes.reduce((max, bytes) => Math.max(max, bytes.length), 1);
+    this.#bound = tokenBoundLimits(this.#bytes);
+    this.maxTokenBytes = this.#bound.maxTokenBytes;
   }
 
   /**
-   * A lower bound on encode(text).length that costs a scan, not a BPE run: BPE on one long word
-   * takes ~8 µs a character (1.8 s for a 250 KB body), so /complete refuses a prompt this bound
-   * already puts past the context before tokenizing it. Sound because no GPT-2 token holds a
-   * non-space character on both sides of ASCII whitespace (the pre-tokenizer's pieces carry at
-   * most one leading space), so every run of non-whitespace needs tokens of its own, and no token
-   * holds more than maxTokenBytes bytes.
+   * A lower bound on encode(text).length that costs a scan, not a BPE run, so a route can refuse a
+   * prompt that cannot fit the context before tokenizing it. Why it is sound: token-bound.ts.
    */
   minTokenCount(text: string): number {
-    let count = 0;
-    let runBytes = 0;
-    for (let i = 0; i < text.length; i++) {
-      const unit = text.charCodeAt(i);
-      if (isAsciiWhitespace(unit)) {
-        count += Math.ceil(runBytes / this.maxTokenBytes);
-        runBytes = 0;
-      } else if (unit < 0x80) runBytes += 1;
-      else if (unit < 0x800) runBytes += 2;
-      else if (unit >= 0xd800 && unit <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-        runBytes += 4;
-        i++;
-      } else runBytes += 3; // includes a lone surrogate, encoded as U+FFFD
-    }
-    return count + Math.ceil(runBytes / this.maxTokenBytes);
+    return tokenCountLowerBound(text, this.#bound);
   }
 
   encode(text: string): number[] {
@@ -107,7 +91,10 @@ export class Gpt2Tokenizer {
 
   /** Text of one token on its own (a split multi-byte character shows as U+FFFD). */
   tokenText(id: number): string {
-    return new TextDecoder().decode(this.tokenBytes(id));
+    // Decoded once per id: /tokenize asks for every token of up to a 64 KiB text (~33,000).
+    const bytes = this.tokenBytes(id);
+    this.#texts[id] ??= this.#utf8.decode(bytes);
+    return this.#texts[id];
   }
 
   createStreamDecoder(): StreamDecoder {

@@ -373,14 +373,12 @@ test('everything on: HPA, Ingress, NetworkPolicy, ServiceMonitor, model Job and 
       },
     ],
   });
-  assert.deepEqual(at(one(objects, 'NetworkPolicy'), 'spec', 'ingress'), [
-    {
-      ports: [{ port: 'http', protocol: 'TCP' }],
-      from: [
-        { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } },
-      ],
-    },
-  ]);
+  assert.deepEqual(at(one(objects, 'NetworkPolicy'), 'spec', 'ingress', 0), {
+    ports: [{ port: 'http', protocol: 'TCP' }],
+    from: [
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } },
+    ],
+  });
   const monitor = one(objects, 'ServiceMonitor');
   assert.equal(at(monitor, 'metadata', 'labels', 'release'), 'kube-prometheus-stack');
   assert.deepEqual(at(monitor, 'spec', 'endpoints'), [
@@ -421,6 +419,9 @@ test('everything on: HPA, Ingress, NetworkPolicy, ServiceMonitor, model Job and 
     '/repository',
     '--name',
     'gpt2',
+    // The image is tritonserver:24.05-py3: the build refuses what that release cannot load.
+    '--triton',
+    '24.05',
   ]);
   assert.deepEqual(at(job, 'containers', 0, 'volumeMounts', 0), {
     name: 'repository',
@@ -513,6 +514,7 @@ test('values.schema.json rejects typos and bad values, and the templates refuse 
     [['triton.wire=grpc'], /at '\/triton\/wire'/],
     [['config.maxNewTokensLimit=2000'], /at '\/config\/maxNewTokensLimit'/],
     [['replicas=3'], /additional properties 'replicas' not allowed/],
+    [['networkPolicy.metricsFrom=prometheus'], /at '\/networkPolicy\/metricsFrom'/],
     [
       ['seldon.enabled=false'],
       /config.backend is triton but there is no Triton to talk to: set triton.url or triton.seldonDeployment, or seldon.enabled=true/,
@@ -558,6 +560,14 @@ test('NOTES.txt says how to reach and try the gateway, and how to fill the model
   assert.match(plain, /kubectl -n prod create secret generic azure-secret/);
   assert.match(
     plain,
+    /keeps the claim and its PersistentVolume prod-gw-gpt2-gateway-models \(helm\.sh\/resource-policy: keep\),\nstill bound, with the model on it; installing release gw in prod again adopts them/,
+  );
+  assert.match(
+    plain,
+    /kubectl -n prod delete pvc gw-gpt2-gateway-models && kubectl delete pv prod-gw-gpt2-gateway-models/,
+  );
+  assert.match(
+    plain,
     /az storage blob upload-batch --account-name <account> -d gpt2-models -s models/,
   );
   const everything = await notes(['--values', `${CHART}/ci/everything-on-values.yaml`]);
@@ -567,4 +577,188 @@ test('NOTES.txt says how to reach and try the gateway, and how to fill the model
     /kubectl -n prod wait --for=condition=complete job\/gw-gpt2-gateway-model-build/,
   );
   assert.doesNotMatch(everything, /port-forward/);
+});
+
+// Helm allows release names of 53 characters; Kubernetes allows 63 in a DNS label and a label value.
+const LONGEST_RELEASE = 'prod-eu-west-1-customer-facing-completions-canary-007';
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/; // RFC 1123, as Kubernetes validates it
+const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/; // Service names
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** Every label map in an object, wherever it sits (metadata, pod templates, selectors), with its path. */
+function labelMaps(value: unknown, path = ''): [string, Record<string, unknown>][] {
+  if (typeof value !== 'object' || value === null) return [];
+  const found: [string, Record<string, unknown>][] = [];
+  for (const [key, child] of Object.entries(value)) {
+    const here = `${path}.${key}`;
+    if ((key === 'labels' || key === 'matchLabels') && typeof child === 'object' && child !== null)
+      found.push([here, child as Record<string, unknown>]);
+    else found.push(...labelMaps(child, here));
+  }
+  return found;
+}
+
+test('under a 53-character release name every name and label value fits a 63-character DNS label', async () => {
+  assert.equal(LONGEST_RELEASE.length, 53);
+  const namespace = 'a-namespace-of-the-longest-length-kubernetes-allows-63-characte';
+  assert.equal(namespace.length, 63);
+  for (const file of [undefined, ...CI_VALUES]) {
+    const objects = await render({
+      release: LONGEST_RELEASE,
+      namespace,
+      valuesFiles: file === undefined ? [] : [file],
+    });
+    const where = file ?? 'defaults';
+    for (const o of objects) {
+      const name = o.metadata.name;
+      assert.ok(name.length <= 63, `${where}: ${o.kind}/${name} is ${name.length} characters`);
+      assert.match(name, DNS_LABEL, `${where}: ${o.kind} name`);
+      if (o.kind === 'Service') assert.match(name, DNS_1035_LABEL, `${where}: Service name`);
+      for (const [path, labels] of labelMaps(o)) {
+        for (const [key, value] of Object.entries(labels)) {
+          const text = String(value);
+          assert.ok(text.length <= 63, `${where}: ${o.kind}${path}.${key} is ${text.length} long`);
+          assert.match(text, LABEL_VALUE, `${where}: ${o.kind}${path}.${key}`);
+        }
+      }
+    }
+    // Cut names stay distinct, and the objects that name each other still agree.
+    const names = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    assert.equal(new Set(names).size, names.length, `${where}: ${names.join(' ')}`);
+    const job = objects.find((o) => o.kind === 'Job');
+    if (job !== undefined) {
+      // The API server copies the Job's name into its pods' job-name label.
+      assert.ok(job.metadata.name.endsWith('-model-build'));
+      const claim = at(job, 'spec', 'template', 'spec', 'volumes', 0, 'persistentVolumeClaim');
+      assert.equal(at(claim, 'claimName'), one(objects, 'PersistentVolumeClaim').metadata.name);
+    }
+    const pvc = objects.find((o) => o.kind === 'PersistentVolumeClaim');
+    if (pvc !== undefined) {
+      assert.ok(pvc.metadata.name.endsWith('-models'));
+      const pv = one(objects, 'PersistentVolume');
+      assert.equal(at(pvc, 'spec', 'volumeName'), pv.metadata.name);
+      assert.deepEqual(at(pv, 'spec', 'claimRef'), { namespace, name: pvc.metadata.name });
+    }
+    if (pvc !== undefined) {
+      // PVs are cluster-wide: another release in this namespace must not get the same one.
+      const other = await render({
+        release: 'other',
+        namespace,
+        valuesFiles: file === undefined ? [] : [file],
+      });
+      const pv = one(objects, 'PersistentVolume');
+      const otherPv = one(other, 'PersistentVolume');
+      assert.notEqual(otherPv.metadata.name, pv.metadata.name, where);
+      assert.notEqual(
+        at(otherPv, 'spec', 'csi', 'volumeHandle'),
+        at(pv, 'spec', 'csi', 'volumeHandle'),
+      );
+    }
+    const sdep = objects.find((o) => o.kind === 'SeldonDeployment');
+    if (sdep !== undefined) {
+      // Seldon names its services <sdep>-<predictor>-<graph> and hashes names over 63 characters.
+      const predictor = at(sdep, 'spec', 'predictors', 0);
+      const service = `${sdep.metadata.name}-${at(predictor, 'name')}-${at(predictor, 'graph', 'name')}`;
+      assert.ok(service.length <= 63, service);
+      assert.ok(sdep.metadata.name.endsWith('-triton'));
+      const config = objects.find(
+        (o) => o.kind === 'ConfigMap' && 'SELDON_DEPLOYMENT' in (o.data as object),
+      );
+      assert.equal(at(config, 'data', 'SELDON_DEPLOYMENT'), sdep.metadata.name);
+    }
+  }
+});
+
+test('uninstall keeps the claim with its volume, and a reinstall of the release adopts both, bound by name', async () => {
+  for (const file of [undefined, 'embedded-values.yaml', 'everything-on-values.yaml']) {
+    const where = file ?? 'defaults';
+    const install = async () =>
+      render({ release: 'gw', namespace: 'prod', valuesFiles: file === undefined ? [] : [file] });
+    const first = await install();
+    // Both are kept on `helm uninstall`: a deleted claim leaves the Retain PV Released with the
+    // deleted claim's uid in claimRef, and no new claim binds it.
+    for (const kind of ['PersistentVolume', 'PersistentVolumeClaim']) {
+      assert.equal(
+        at(one(first, kind), 'metadata', 'annotations', 'helm.sh/resource-policy'),
+        'keep',
+        `${where}: ${kind}`,
+      );
+    }
+    // The second install renders the same names (nothing random, nothing per install), so Helm
+    // adopts the kept objects (their meta.helm.sh/release-* annotations name this release) and the
+    // claim the PV is bound to is the claim the release uses.
+    const second = await install();
+    const pv = one(second, 'PersistentVolume');
+    const pvc = one(second, 'PersistentVolumeClaim');
+    assert.equal(pv.metadata.name, one(first, 'PersistentVolume').metadata.name, where);
+    assert.equal(pvc.metadata.name, one(first, 'PersistentVolumeClaim').metadata.name, where);
+    assert.deepEqual(at(pv, 'spec', 'claimRef'), { namespace: 'prod', name: pvc.metadata.name });
+    assert.equal(at(pv, 'spec', 'claimRef', 'uid'), undefined, `${where}: no uid pinned`);
+    assert.equal(at(pvc, 'spec', 'volumeName'), pv.metadata.name);
+    // Every user of the claim (the gateway pods, the model Job, Triton's modelUri) names that claim.
+    const users = [...second.filter((o) => o.kind === 'Job'), one(second, 'Deployment')]
+      .flatMap((o) => at(o, 'spec', 'template', 'spec', 'volumes') as unknown[])
+      .map((v) => at(v, 'persistentVolumeClaim', 'claimName'))
+      .filter((c) => c !== undefined);
+    const sdep = second.find((o) => o.kind === 'SeldonDeployment');
+    if (sdep !== undefined) {
+      const uri = String(at(sdep, 'spec', 'predictors', 0, 'graph', 'modelUri'));
+      users.push(/^pvc:\/\/([^/]+)\//.exec(uri)?.[1] ?? uri);
+    }
+    assert.ok(users.length > 0, where);
+    for (const claim of users) assert.equal(claim, pvc.metadata.name, where);
+  }
+  // Another release in the namespace gets its own claim and volume, never the kept ones.
+  const other = await render({ release: 'gw2', namespace: 'prod' });
+  assert.equal(one(other, 'PersistentVolumeClaim').metadata.name, 'gw2-gpt2-gateway-models');
+  assert.equal(one(other, 'PersistentVolume').metadata.name, 'prod-gw2-gpt2-gateway-models');
+});
+
+test('with a NetworkPolicy, Prometheus may scrape the metrics port from its own namespace', async () => {
+  const ingressRules = async (set: string[]) =>
+    at(
+      one(await render({ valuesFiles: ['everything-on-values.yaml'], set }), 'NetworkPolicy'),
+      'spec',
+      'ingress',
+    );
+  const ingressOnly = {
+    ports: [{ port: 'http', protocol: 'TCP' }],
+    from: [
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } },
+    ],
+  };
+  // prometheus-operator labels the pods of every Prometheus it runs app.kubernetes.io/name=prometheus.
+  const scraper = {
+    ports: [{ port: 'http', protocol: 'TCP' }],
+    from: [
+      {
+        namespaceSelector: {},
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+      },
+    ],
+  };
+  assert.deepEqual(await ingressRules([]), [ingressOnly, scraper]);
+  // The scrape rule names the port the ServiceMonitor scrapes.
+  const monitor = one(
+    await render({ valuesFiles: ['everything-on-values.yaml'] }),
+    'ServiceMonitor',
+  );
+  assert.equal(at(monitor, 'spec', 'endpoints', 0, 'port'), scraper.ports[0]?.port);
+  // Scraping by pod annotations needs the rule as much as the ServiceMonitor does.
+  assert.deepEqual(await ingressRules(['metrics.serviceMonitor.enabled=false']), [
+    ingressOnly,
+    scraper,
+  ]);
+  assert.deepEqual(
+    await ingressRules(['metrics.serviceMonitor.enabled=false', 'metrics.podAnnotations=false']),
+    [ingressOnly],
+    'nothing scrapes: no scrape rule',
+  );
+  assert.deepEqual(await ingressRules(['networkPolicy.metricsFrom=null']), [ingressOnly]);
+  const own = await ingressRules([
+    'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring',
+  ]);
+  assert.deepEqual(at(own, 1, 'from'), [
+    { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+  ]);
 });

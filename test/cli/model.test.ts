@@ -80,7 +80,7 @@ describe('gpt2-gateway model', () => {
     assert.match(
       b.stdout,
       new RegExp(
-        `^wrote ${join(repo, 'g', '1', 'model.onnx')} and ${join(repo, 'g', 'config.pbtxt')}: variant last, 1,666,464 parameters, 6\\.7 MB, weights random \\(seed 5, std 0\\.02\\), [\\d.]+ s\\n$`,
+        `^wrote ${join(repo, 'g', '1', 'model.onnx')} and ${join(repo, 'g', 'config.pbtxt')} \\(checked for Triton 24\\.01\\): variant last, 1,666,464 parameters, 6\\.7 MB, weights random \\(seed 5, std 0\\.02\\), [\\d.]+ s\\n$`,
       ),
     );
     assert.match(await readFile(join(repo, 'g', 'config.pbtxt'), 'utf8'), /kind: KIND_CPU/);
@@ -132,7 +132,7 @@ describe('gpt2-gateway model', () => {
       versions: ['1'],
       platform: 'onnxruntime_onnx',
       inputs: [ids('input_ids'), ids('attention_mask'), ids('position_ids')],
-      outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, -1, 50257] }],
+      outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 1, 50257] }],
     });
     assert.equal(parsed.fileMetadata.inputs.length, 7);
     assert.equal(understandSignature(parsed.metadata).kv?.implicitState, true);
@@ -313,6 +313,53 @@ describe('gpt2-gateway model', () => {
     await assert.rejects(readFile(out), { code: 'ENOENT' });
   });
 
+  test('--seed-signature --max-batch-size 4 is refused, not written as max_batch_size 0', async () => {
+    const repo = join(dir, 'seed-mbs');
+    const r = await cli([
+      'build',
+      '--random',
+      '--config',
+      'tiny',
+      '--variant',
+      'logits',
+      '--seed-signature',
+      '--max-batch-size',
+      '4',
+      '--repo',
+      repo,
+    ]);
+    assert.equal(r.code, 2);
+    assert.equal(
+      r.stderr,
+      "gpt2-gateway model: --max-batch-size does not go with --seed-signature: the notebook's interface has no batch dimension (max_batch_size is 0) (see 'gpt2-gateway model build --help')\n",
+    );
+    await assert.rejects(readFile(join(repo, 'gpt2', 'config.pbtxt')), { code: 'ENOENT' });
+  });
+
+  test('--triton: --quantize int8 is refused for the chart’s 24.01, naming 25.05, and built for 25.05', async () => {
+    const repo = join(dir, 'triton-target');
+    const base = ['build', '--random', '--config', 'tiny', '--quantize', 'int8', '--repo', repo];
+    const refused = await cli(base);
+    assert.equal(refused.code, 2);
+    assert.match(
+      refused.stderr,
+      /^gpt2-gateway model: Triton 24\.01 \(onnxruntime 1\.16\.3\) cannot load a next-token model with --quantize int8: .*use Triton 25\.05 or later \(--triton defaults to 24\.01/,
+    );
+    await assert.rejects(readFile(join(repo, 'gpt2', 'config.pbtxt')), { code: 'ENOENT' });
+    const explicit = await cli([...base, '--triton', '24.04']);
+    assert.equal(explicit.code, 2);
+    assert.match(
+      explicit.stderr,
+      /^gpt2-gateway model: Triton 24\.04 \(onnxruntime 1\.17\.3\).*use Triton 25\.05 or later \(see/,
+    );
+    const built = await cli([...base, '--triton', '25.05']);
+    assert.equal(built.code, 0, built.stderr);
+    assert.match(
+      built.stdout,
+      /config\.pbtxt \(checked for Triton 25\.05\): variant next-token \(int8\)/,
+    );
+  });
+
   test('--layout transformers-js writes a directory whose tokenizer.json is GPT-2’s', async () => {
     const out = join(dir, 'tjs');
     const r = await cli([
@@ -354,9 +401,10 @@ describe('gpt2-gateway model', () => {
       '--out',
       out,
     ]);
+    assert.equal(wrong.code, 2);
     assert.equal(
       wrong.stderr,
-      'gpt2-gateway model: the transformers.js layout needs the kv variant (past/present tensors)\n',
+      "gpt2-gateway model: --layout transformers-js needs --variant kv (transformers.js drives past/present) (see 'gpt2-gateway model build --help')\n",
     );
   });
 

@@ -25,14 +25,21 @@ test('every file the build copies from the context exists and is let through by 
     'package-lock.json',
     '.npmrc',
     'tsconfig.json',
+    'tsconfig.web.json',
+    'scripts/copy-web-assets.mjs',
     'src',
+    'web',
   ]);
   for (const source of fromContext) assert.ok(existsSync(`${ROOT}${source}`), `${source} exists`);
   // .dockerignore is an allow-list: '*' then exactly the sources above.
   const ignore = readFileSync(`${ROOT}.dockerignore`, 'utf8')
     .split('\n')
     .filter((l) => l !== '' && !l.startsWith('#'));
-  assert.deepEqual(ignore, ['*', ...fromContext.map((s) => `!${s === 'src' ? 'src/' : s}`)]);
+  const folders = ['src', 'web'];
+  assert.deepEqual(ignore, [
+    '*',
+    ...fromContext.map((s) => `!${folders.includes(s) ? `${s}/` : s}`),
+  ]);
 });
 
 test('two stages, production dependencies only at run time, non-root, node as PID 1, a HEALTHCHECK on /healthz', () => {
@@ -49,6 +56,7 @@ test('two stages, production dependencies only at run time, non-root, node as PI
       'COPY --from=build /app/package.json ./package.json',
       'COPY --from=build /app/node_modules ./node_modules',
       'COPY --from=build /app/dist/src ./dist/src',
+      'COPY --from=build /app/dist/web ./dist/web',
     ],
   );
   assert.ok(runtime.includes('USER 8888:8888'));

@@ -1,6 +1,6 @@
 /**
  * The image's entry point, run from a directory laid out exactly as the Dockerfile's runtime stage
- * lays out /app (package.json, dist/src, node_modules, nothing else), so a runtime read of a file
+ * lays out /app (package.json, dist/src, dist/web, node_modules, nothing else), so a runtime read of a file
  * the image does not copy fails here rather than in a cluster.
  */
 import assert from 'node:assert/strict';
@@ -22,6 +22,7 @@ const CMD = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as strin
 const image = mkdtempSync(join(tmpdir(), 'image-app-'));
 cpSync(`${ROOT}package.json`, join(image, 'package.json'));
 cpSync(`${ROOT}dist/src`, join(image, 'dist/src'), { recursive: true });
+cpSync(`${ROOT}dist/web`, join(image, 'dist/web'), { recursive: true });
 symlinkSync(`${ROOT}node_modules`, join(image, 'node_modules'), 'dir');
 after(() => rmSync(image, { recursive: true, force: true }));
 
@@ -103,6 +104,9 @@ test('the CMD serves from the image layout on a tiny model, and the HEALTHCHECK 
       );
     });
     assert.equal(code, 0, 'HEALTHCHECK passes');
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(page.status, 200, 'the image serves the playground page');
+    assert.match(await page.text(), /playground\/page\.js/);
     const exited = new Promise<number | null>((resolve) => server.once('exit', resolve));
     server.kill('SIGTERM');
     assert.equal(await exited, 0, 'node as PID 1 gets SIGTERM and drains to a clean exit');

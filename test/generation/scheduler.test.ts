@@ -213,3 +213,45 @@ test('a backend without chunked prefill gets every prompt whole', async () => {
   );
   assert.equal(backend.steps.length, 2);
 });
+
+test('abortAll at the deadline answers every generation at once, and a step that lands afterwards answers nobody twice', async () => {
+  const { backend, metrics, scheduler } = setup(1, 4);
+  const open = backend.hold();
+  const streamed: number[] = [];
+  const running = scheduler.submit({ ...spec([1], 5), onToken: (t) => streamed.push(t.id) });
+  const queued = scheduler.submit(spec([2], 5));
+  while (backend.steps.length === 0) await tick();
+  const deadline = new GatewayError('SHUTTING_DOWN', 'ended at the deadline');
+  assert.equal(scheduler.abortAll(deadline), 2);
+  // Both are answered while the first step is still held: nobody waits for the backend.
+  await assert.rejects(running, (err: unknown) => err === deadline);
+  await assert.rejects(queued, (err: unknown) => err === deadline);
+  assert.equal(backend.stepSignals[0]?.aborted, true, 'the backend call in flight is cut');
+  assert.throws(() => scheduler.submit(spec([3], 1)), { code: 'SHUTTING_DOWN' });
+  open();
+  await scheduler.drain();
+  // The held step's token went to nobody; the stepped sequence is released once, the queued one
+  // never reached the backend.
+  assert.deepEqual(streamed, []);
+  assert.deepEqual(backend.steps, [[1]]);
+  assert.deepEqual(backend.released, [1]);
+  assert.equal(scheduler.activeCount + scheduler.queuedCount, 0);
+  assert.equal(
+    (await metrics.generations.get()).values.find((v) => v.labels.finish_reason === 'error')?.value,
+    2,
+  );
+});
+
+test('abortAll while a step fails: the failure is not a second answer', async () => {
+  const { backend, scheduler } = setup(2, 4);
+  const open = backend.hold();
+  const running = scheduler.submit(spec([1], 5));
+  while (backend.steps.length === 0) await tick();
+  const deadline = new GatewayError('SHUTTING_DOWN', 'ended at the deadline');
+  scheduler.abortAll(deadline);
+  backend.failNext = new BackendError('BACKEND_TIMEOUT', 'aborted');
+  open();
+  await assert.rejects(running, (err: unknown) => err === deadline);
+  await scheduler.drain();
+  assert.deepEqual(backend.released, [1]);
+});

@@ -279,7 +279,15 @@ const INVALID: [string, unknown, string | undefined, number, string, string][] =
     undefined,
     400,
     'CONTEXT_LENGTH_EXCEEDED',
-    "the prompt is at least 1563 tokens, more than the model's context of 1024; shorten the prompt",
+    "the prompt is at least 25000 tokens, more than the model's context of 1024; shorten the prompt",
+  ],
+  [
+    '"a" x 60,000: refused from the run bound (no token holds more than "aaaa"), without BPE',
+    { prompt: 'a'.repeat(60_000) },
+    undefined,
+    400,
+    'CONTEXT_LENGTH_EXCEEDED',
+    "the prompt is at least 15000 tokens, more than the model's context of 1024; shorten the prompt",
   ],
   [
     'broken JSON',

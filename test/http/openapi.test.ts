@@ -46,11 +46,17 @@ function bare(value: unknown): unknown {
 
 test('every route of the app is documented, and every documented route exists', () => {
   const routes = new Set<string>();
-  for (const match of app
-    .printRoutes({ commonPrefix: false })
-    .matchAll(/(\/\S*) \(([A-Z, ]+)\)/g)) {
-    for (const method of match[2]!.split(', ')) {
-      if (method !== 'HEAD') routes.add(`${method} ${match[1]}`);
+  // printRoutes draws a tree (4 columns per level): with GET / registered, every other path is
+  // a child of `/`, so a path is its ancestors' segments joined.
+  const ancestors: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const match = /^((?:[│ ] {3})*)[└├]── (\S+)(?: \(([A-Z, ]+)\))?$/.exec(line);
+    if (match === null) continue;
+    ancestors.length = match[1]!.length / 4;
+    ancestors.push(match[2]!);
+    const path = ancestors.join('').replace(/^(?!\/)/, '/');
+    for (const method of match[3]?.split(', ') ?? []) {
+      if (method !== 'HEAD') routes.add(`${method} ${path}`);
     }
   }
   const documented = new Set<string>();

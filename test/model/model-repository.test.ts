@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NAMED_CONFIGS } from '../../src/model/configs.js';
+import { GRAPH_VERSION } from '../../src/model/gpt2-graph.js';
 import { readModelMetadata } from '../../src/model/metadata.js';
 import { configPbtxt, writeModelRepository } from '../../src/model/model-repository.js';
 
@@ -73,6 +74,22 @@ instance_group [
     count: 1
   }
 ]
+parameters {
+  key: "gpt2.variant"
+  value: { string_value: "next-token" }
+}
+parameters {
+  key: "gpt2.graph"
+  value: { string_value: "standard" }
+}
+parameters {
+  key: "gpt2.weights_dtype"
+  value: { string_value: "float32" }
+}
+parameters {
+  key: "gpt2.graph_version"
+  value: { string_value: "${GRAPH_VERSION}" }
+}
 `,
     );
     // The config's [-1] + dims equals the file's shapes: Triton reports the same metadata.
@@ -109,7 +126,7 @@ describe('configPbtxt', () => {
     assert.match(text, /name: "position_ids"\n {4}data_type: TYPE_INT64\n {4}dims: \[ -1 \]/);
     assert.match(
       text,
-      /output \[\n {2}\{\n {4}name: "logits"\n {4}data_type: TYPE_FP32\n {4}dims: \[ -1, 50257 \]\n {2}\}\n\]/,
+      /output \[\n {2}\{\n {4}name: "logits"\n {4}data_type: TYPE_FP32\n {4}dims: \[ 1, 50257 \]\n {2}\}\n\]/,
     );
     assert.match(text, /max_sequence_idle_microseconds: 60000000/);
     assert.doesNotMatch(text, /dynamic_batching/);
@@ -128,6 +145,15 @@ describe('configPbtxt', () => {
         ['past_key_values.1.value', 'present.1.value'],
       ],
     );
+  });
+
+  test('kv logits: the fixed 1 the graph declares for the last position; every position with fullLogits', () => {
+    const logitsDims = (fullLogits: boolean) =>
+      /name: "logits"\n {4}data_type: TYPE_FP32\n {4}dims: \[ ([^\]]+) \]/.exec(
+        configPbtxt({ ...base, variant: 'kv', maxBatchSize: 1, fullLogits }),
+      )?.[1];
+    assert.equal(logitsDims(false), '1, 50257');
+    assert.equal(logitsDims(true), '-1, 50257');
   });
 
   test('seed signature: no batching, the notebook’s names and shapes', () => {

@@ -82,7 +82,7 @@ test('every code the gateway has today maps to a type that fits its status', () 
     const expected =
       status === 429 ? 'requests' : status >= 500 ? 'server_error' : 'invalid_request_error';
     assert.equal(error.body.error.type, expected, code);
-    assert.match(error.body.error.code ?? '', /^[a-z_]+$/, code);
+    assert.match(error.body.error.code ?? '', /^[a-z][a-z0-9_]*$/, code);
   }
 });
 

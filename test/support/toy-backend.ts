@@ -30,6 +30,8 @@ export class ToyBackend implements Backend {
   readonly description: BackendDescription;
   ready: boolean;
   readonly steps: number[][] = [];
+  /** The abort signal each step was given, in step order. */
+  readonly stepSignals: (AbortSignal | undefined)[] = [];
   readonly released: number[] = [];
   closed = false;
   /** When set, every step waits for it (tests release it by calling the returned function). */
@@ -73,9 +75,10 @@ export class ToyBackend implements Backend {
     };
   }
 
-  async step(batch: readonly StepRequest[]): Promise<StepResult[]> {
+  async step(batch: readonly StepRequest[], signal?: AbortSignal): Promise<StepResult[]> {
     if (this.closed) throw new BackendError('BACKEND_NOT_READY', 'toy is closed');
     this.steps.push(batch.map((r) => r.sequenceId));
+    this.stepSignals.push(signal);
     if (this.#gate) await this.#gate;
     const failure = this.failNext;
     if (failure) {

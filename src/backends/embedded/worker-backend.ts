@@ -57,7 +57,7 @@ export interface WorkerBackendOptions extends Omit<EmbeddedBackendOptions, 'mode
 
 interface Pending {
   readonly resolve: (results: (StepResult | undefined)[]) => void;
-  readonly reject: (err: BackendError) => void;
+  readonly reject: (err: unknown) => void;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -102,12 +102,20 @@ export class WorkerBackend implements Backend {
     return this.#state === 'ready' ? { ready: true } : { ready: false, reason: this.#state };
   }
 
-  async step(batch: readonly StepRequest[]): Promise<(StepResult | undefined)[]> {
+  /**
+   * `signal` (the scheduler's shutdown deadline) answers the step at once; the worker still
+   * finishes it, and the releases that follow queue behind it there.
+   */
+  async step(
+    batch: readonly StepRequest[],
+    signal?: AbortSignal,
+  ): Promise<(StepResult | undefined)[]> {
     if (this.#current === undefined) await this.#attempt?.catch(() => undefined);
     const current = this.#current;
     if (current === undefined || this.#closed) {
       throw new BackendError('BACKEND_NOT_READY', `the embedded model is ${this.#state}`);
     }
+    if (signal?.aborted) throw signal.reason;
     const id = this.#nextStepId++;
     const timeoutMs = this.#options.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
@@ -121,6 +129,19 @@ export class WorkerBackend implements Backend {
         );
       }, timeoutMs);
       current.pending.set(id, { resolve, reject, timer });
+      signal?.addEventListener(
+        'abort',
+        () => {
+          if (!current.pending.delete(id)) return;
+          clearTimeout(timer);
+          reject(
+            signal.reason instanceof Error
+              ? signal.reason
+              : new BackendError('BACKEND_UNAVAILABLE', 'the step was aborted'),
+          );
+        },
+        { once: true },
+      );
       this.#post(current, { kind: 'step', id, batch });
     });
   }

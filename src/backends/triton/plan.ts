@@ -6,8 +6,10 @@
  * - max_batch_size > 0: one call per step with the batch right-padded; otherwise (the notebook's
  *   model, or a kv model under the sequence batcher, which takes batch 1 only) one call per
  *   sequence, concurrently.
- * - kv models only through Triton's implicit state, which needs Triton >= 2.16.0 (21.11); see
- *   docs/triton-notes.md.
+ * - kv models only through Triton's implicit state. Whether the server's release can load the
+ *   model at all (implicit state with initial_state needs 22.01, --fused 23.05, int8 25.05) is
+ *   src/model/triton-releases.ts's table, read with the build facts `model build` records in
+ *   config.pbtxt's parameters (or the variant alone when the config cannot be read).
  * - FP16/BF16 outputs only on the binary wire: the KServe v2 JSON tensor format has no half-float
  *   encoding, so Triton refuses to send them as JSON.
  */
@@ -20,10 +22,8 @@ import {
 } from '../../contract/signature.js';
 import type { ModelMetadataJson } from '../../kserve/messages.js';
 import type { TritonModelConfig } from '../../kserve/model-config.js';
+import { explainIncompatibility, modelFactsFromProperties } from '../../model/triton-releases.js';
 import type { BackendDescription } from '../backend.js';
-
-/** Implicit state arrived in Triton 2.16.0 (container 21.11). */
-export const IMPLICIT_STATE_MIN_VERSION = [2, 16, 0] as const;
 
 export type Wire = 'binary' | 'json';
 
@@ -53,18 +53,6 @@ export interface Plan {
   readonly outputs: readonly TensorRef[];
 }
 
-/** Whether a dotted version ("2.19.0", "2.16.0-dev") is at least `min`; garbage is not. */
-export function versionAtLeast(version: string, min: readonly number[]): boolean {
-  const parts = version.split(/[.-]/).map((p) => Number.parseInt(p, 10));
-  for (let i = 0; i < min.length; i++) {
-    const a = parts[i] ?? 0;
-    const b = min[i] ?? 0;
-    if (Number.isNaN(a)) return false;
-    if (a !== b) return a > b;
-  }
-  return true;
-}
-
 /** The outputs a step of this signature reads; never the seed signature's past_key_values. */
 function wantedOutputs(s: ModelSignature): TensorRef[] {
   switch (s.variant) {
@@ -90,7 +78,7 @@ export function planFromMetadata(input: PlanInput): Plan {
   if (s.variant === 'kv') {
     if (!s.kv.implicitState) {
       throw new Error(
-        `Triton backend: ${where} is a kv model whose past_key_values are plain inputs; the gateway only drives kv models through Triton's implicit state (config.pbtxt sequence_batching.state, Triton >= 21.11)`,
+        `Triton backend: ${where} is a kv model whose past_key_values are plain inputs; the gateway only drives kv models through Triton's implicit state (config.pbtxt sequence_batching.state, Triton >= 22.01)`,
       );
     }
     if (config !== undefined && config.sequence_batching === undefined) {
@@ -98,12 +86,11 @@ export function planFromMetadata(input: PlanInput): Plan {
         `Triton backend: ${where} hides its past_key_values but its config has no sequence_batching block`,
       );
     }
-    if (serverVersion !== undefined && !versionAtLeast(serverVersion, IMPLICIT_STATE_MIN_VERSION)) {
-      throw new Error(
-        `Triton backend: ${where} needs implicit state, which Triton ${serverVersion} lacks (needs >= 2.16.0 / 21.11; Seldon's default is 21.08: set the image)`,
-      );
-    }
   }
+  const facts = modelFactsFromProperties(config?.parameters ?? {}) ?? { variant: s.variant };
+  const why =
+    serverVersion === undefined ? undefined : explainIncompatibility(serverVersion, facts);
+  if (why !== undefined) throw new Error(`Triton backend: ${where}: ${why}`);
   const outputs = wantedOutputs(s);
   if (input.wire === 'json') {
     const half = outputs.find((t) => t.datatype === 'FP16' || t.datatype === 'BF16');

@@ -14,6 +14,9 @@ import { type Dispatcher, Pool } from 'undici';
 import {
   DEFAULT_TRITON_BREAKER_COOLDOWN_MS,
   DEFAULT_TRITON_BREAKER_FAILURES,
+  DEFAULT_TRITON_HEALTH_FAILURES,
+  DEFAULT_TRITON_HEALTH_INTERVAL_MS,
+  DEFAULT_TRITON_HEALTH_TIMEOUT_MS,
   DEFAULT_TRITON_RETRIES,
 } from '../../config.js';
 import { UpstreamMetrics } from '../../metrics/upstream-metrics.js';
@@ -27,7 +30,7 @@ import {
 } from '../backend.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { discoverModel } from './discovery.js';
-import { DEFAULT_HEALTH_INTERVAL_MS, type Logger, UpstreamHealth } from './health.js';
+import { type Logger, UpstreamHealth } from './health.js';
 import { type Infer, inferCall } from './infer-call.js';
 import { KvSequences } from './kv-sequences.js';
 import { describePlan, type Plan, planFromMetadata, type Wire } from './plan.js';
@@ -60,6 +63,10 @@ export interface TritonBackendOptions {
   readonly breakerCooldownMs?: number;
   /** Background readiness re-check; 0 turns it off. */
   readonly healthIntervalMs?: number;
+  /** A health poll with no answer within this long is missed... */
+  readonly healthTimeoutMs?: number;
+  /** ...and this many misses in a row make the backend not ready. */
+  readonly healthFailures?: number;
   readonly contextLength?: number;
   /** The model's max_batch_size when GET .../config cannot be read (the Seldon executor does
    * not route it); the config wins when it can be read. Unset: one call per sequence. */
@@ -139,6 +146,8 @@ export class TritonBackend implements Backend {
       modelPath: this.#modelPath,
       log: this.#log,
       now: opts.now ?? Date.now,
+      timeoutMs: opts.healthTimeoutMs ?? DEFAULT_TRITON_HEALTH_TIMEOUT_MS,
+      failures: opts.healthFailures ?? DEFAULT_TRITON_HEALTH_FAILURES,
     });
   }
 
@@ -182,7 +191,7 @@ export class TritonBackend implements Backend {
     this.#ready = { plan, description, infer, sequences };
     this.#health.markReady();
     this.#log.info({ backend: description }, 'Triton backend ready');
-    this.#health.start(o.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS);
+    this.#health.start(o.healthIntervalMs ?? DEFAULT_TRITON_HEALTH_INTERVAL_MS);
   }
 
   readiness(): Readiness {

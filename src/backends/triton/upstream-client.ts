@@ -182,8 +182,19 @@ export class UpstreamClient {
   }
 
   /** A health-style probe: true on 2xx, false on any other status (KServe v2: any non-200 means not ready; Triton answers 400). */
-  async probe(endpoint: UpstreamEndpoint, path: string, what: string): Promise<boolean> {
-    const res = await this.send({ endpoint, method: 'GET', path, what });
+  async probe(
+    endpoint: UpstreamEndpoint,
+    path: string,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const res = await this.send({
+      endpoint,
+      method: 'GET',
+      path,
+      what,
+      ...(signal ? { signal } : {}),
+    });
     const ok = res.status >= 200 && res.status < 300;
     this.#o.metrics.requests.inc({ endpoint, outcome: ok ? 'ok' : 'not_ready' });
     return ok;

@@ -24,6 +24,8 @@ import { openEventStream } from '../sse.js';
 export const COMPLETE_ERROR_CODES = [
   'INVALID_JSON',
   'INVALID_REQUEST',
+  'INVALID_UTF8',
+  'LONE_SURROGATE',
   'CONTEXT_LENGTH_EXCEEDED',
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
@@ -67,7 +69,7 @@ export const completeRoutes: FastifyPluginAsync<CompleteRouteOptions> = async (a
     },
     async (request, reply) => {
       const { body } = request;
-      const { promptIds, maxNewTokens, stop } = admitCompletion(
+      const { promptIds, maxNewTokens, stop } = await admitCompletion(
         { prompt: body.prompt, maxNewTokens: body.max_new_tokens, stop: body.stop },
         {
           contextLength: backend.description.contextLength,

@@ -71,6 +71,8 @@ export class ReplayTriton {
   readonly faults: Fault[] = [];
   options: ReplayOptions;
   #server: Server;
+  /** Requests held while frozen, answered on thaw(). */
+  #held: (() => void)[] | undefined;
 
   private constructor(server: Server, options: ReplayOptions) {
     this.#server = server;
@@ -111,6 +113,25 @@ export class ReplayTriton {
     if (s !== undefined && !s.destroyed) await once(s, 'close');
   }
 
+  /**
+   * Like a SIGSTOPped Triton: connections are still accepted (the kernel completes the
+   * handshake), but nothing is answered until thaw().
+   */
+  freeze(): void {
+    this.#held ??= [];
+  }
+
+  get frozen(): boolean {
+    return this.#held !== undefined;
+  }
+
+  /** Answers what was held (clients that gave up have gone) and everything after. */
+  thaw(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const answer of held) answer();
+  }
+
   async close(): Promise<void> {
     this.#server.closeAllConnections();
     this.#server.close();
@@ -118,6 +139,12 @@ export class ReplayTriton {
   }
 
   handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    if (this.#held !== undefined) {
+      this.#held.push(() => {
+        if (!res.destroyed) this.handle(req, res, body);
+      });
+      return;
+    }
     this.calls.push({
       method: req.method ?? '',
       url: req.url ?? '',

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
+import { buildApp } from '../../../src/app.js';
 import { BackendError } from '../../../src/backends/backend.js';
 import {
   type Logger,
   TritonBackend,
   type TritonBackendOptions,
 } from '../../../src/backends/triton/triton-backend.js';
+import { testConfig } from '../../support/app.js';
 import {
   expectedLogprob,
   expectedNext,
@@ -184,13 +186,13 @@ describe('TritonBackend against the notebook model (Triton 21.08 replay)', () =>
     );
   });
 
-  it('refuses a kv model on Triton 21.08, which has no implicit state', async () => {
+  it('refuses a kv model on Triton 21.08, naming the first release that can load it', async () => {
     const metadata =
       '{"name":"gpt2","versions":["1"],"platform":"onnxruntime_onnx","inputs":[{"name":"input_ids","datatype":"INT64","shape":[-1,-1]},{"name":"attention_mask","datatype":"INT64","shape":[-1,-1]},{"name":"position_ids","datatype":"INT64","shape":[-1,-1]}],"outputs":[{"name":"logits","datatype":"FP32","shape":[-1,-1,50257]}]}';
     const t = await replay({ metadata, serverVersion: '2.13.0' });
     await assert.rejects(
       backend(t.url).init(),
-      /needs implicit state, which Triton 2\.13\.0 lacks/,
+      /Triton server 2\.13\.0 \(release 21\.08.*cannot load a kv model.*use Triton 22\.01 or later/,
     );
   });
 
@@ -236,7 +238,8 @@ export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };
 
 describe('TritonBackend readiness follows the upstream', () => {
   it('re-checks server and model readiness in the background and reports why not ready', async (t) => {
-    t.mock.timers.enable({ apis: ['setInterval'] });
+    // Polls are a chain of timeouts (they never overlap); each poll's own deadline is one too.
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const r = await replay();
     const b = backend(r.url, { healthIntervalMs: 5000 });
     await b.init();
@@ -252,5 +255,58 @@ describe('TritonBackend readiness follows the upstream', () => {
     t.mock.timers.tick(5000);
     while (!b.readiness().ready) await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(b.readiness(), { ready: true });
+  });
+});
+
+describe('/readyz notices a frozen model server', () => {
+  it('turns 503 naming the upstream after the missed polls, refuses /complete at once meanwhile, and comes back when it answers', async () => {
+    const r = await replay();
+    // Each change of the upstream's state is one warn/info line: the test waits on those.
+    const changes: { msg: string; reason: unknown }[] = [];
+    let changed: (() => void) | undefined;
+    const logged = (msg: string, obj: object) => {
+      changes.push({ msg, reason: (obj as { reason?: unknown }).reason });
+      changed?.();
+    };
+    const nextChange = () =>
+      new Promise<void>((resolve) => {
+        changed = resolve;
+      });
+    const b = backend(r.url, {
+      healthIntervalMs: 20,
+      healthTimeoutMs: 100,
+      healthFailures: 2,
+      logger: { info: (o, m) => logged(m, o), warn: (o, m) => logged(m, o), debug() {} },
+    });
+    const app = await buildApp(testConfig(), { backend: b });
+    opened.push(app);
+    await b.init();
+    changes.length = 0;
+    assert.equal((await app.inject({ url: '/readyz' })).statusCode, 200);
+
+    let change = nextChange();
+    r.freeze();
+    await change;
+    const reason = `the model server at ${r.url} did not answer GET /v2/health/ready within 100 ms (2 health polls in a row)`;
+    assert.deepEqual(changes, [{ msg: 'model server not ready', reason }]);
+    const notReady = await app.inject({ url: '/readyz' });
+    assert.equal(notReady.statusCode, 503);
+    assert.deepEqual(notReady.json(), {
+      error: { code: 'NOT_READY', message: `backend not ready: ${reason}` },
+    });
+    // Requests are refused with a reason instead of each waiting TRITON_TIMEOUT_MS for a 504.
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/complete',
+      payload: { prompt: 'Hello', max_new_tokens: 1 },
+    });
+    assert.equal(refused.statusCode, 503);
+    assert.equal(refused.json<{ error: { code: string } }>().error.code, 'BACKEND_NOT_READY');
+
+    change = nextChange();
+    r.thaw();
+    await change;
+    assert.deepEqual(changes.at(-1), { msg: 'model server ready again', reason: undefined });
+    assert.equal((await app.inject({ url: '/readyz' })).statusCode, 200);
   });
 });
