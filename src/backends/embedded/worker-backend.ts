@@ -128,20 +128,29 @@ export class WorkerBackend implements Backend {
           ),
         );
       }, timeoutMs);
-      current.pending.set(id, { resolve, reject, timer });
-      signal?.addEventListener(
-        'abort',
-        () => {
-          if (!current.pending.delete(id)) return;
-          clearTimeout(timer);
-          reject(
-            signal.reason instanceof Error
-              ? signal.reason
-              : new BackendError('BACKEND_UNAVAILABLE', 'the step was aborted'),
-          );
+      const onAbort = () => {
+        if (!current.pending.delete(id)) return;
+        clearTimeout(timer);
+        reject(
+          signal?.reason instanceof Error
+            ? signal.reason
+            : new BackendError('BACKEND_UNAVAILABLE', 'the step was aborted'),
+        );
+      };
+      // The scheduler's signal lives as long as it does: a settled step takes its listener back.
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = () => signal?.removeEventListener('abort', onAbort);
+      current.pending.set(id, {
+        resolve: (results) => {
+          settle();
+          resolve(results);
         },
-        { once: true },
-      );
+        reject: (err) => {
+          settle();
+          reject(err);
+        },
+        timer,
+      });
       this.#post(current, { kind: 'step', id, batch });
     });
   }

@@ -3,9 +3,10 @@
  * in a temp dir): the same tokens as in-process inference; the event loop answers /healthz while
  * a step blocks the worker; a worker that dies mid-generation fails every generation in flight
  * with a clear error, readiness drops while it restarts, and the next request succeeds; a hung
- * step trips the watchdog the same way.
+ * step trips the watchdog the same way; an aborted step (the shutdown deadline) is answered at once.
  */
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -199,6 +200,33 @@ test('a step that outlives the watchdog is a 504 and the worker is replaced', as
     await backend.whenReady();
     const next = await complete(app, PROMPTS[1]!);
     assert.equal(next.statusCode, 200, next.body);
+  } finally {
+    gate.release();
+    await app.close();
+    await backend.close();
+  }
+});
+
+test('a step under an abort signal answers at once when aborted and leaves no listener behind', async () => {
+  const gate = holdSwitch();
+  const { app, backend } = await start({ testHooks: { holdSteps: gate.buffer } });
+  // One signal for many steps, as the scheduler's shutdown signal is.
+  const shutdown = new AbortController();
+  try {
+    for (let k = 1; k <= 3; k++) {
+      await backend.step([{ sequenceId: k, tokens: [464, 2068] }], shutdown.signal);
+    }
+    assert.equal(getEventListeners(shutdown.signal, 'abort').length, 0);
+    gate.hold();
+    const held = backend.step([{ sequenceId: 9, tokens: [464] }], shutdown.signal);
+    await gate.held();
+    const deadline = new Error('shutdown deadline');
+    shutdown.abort(deadline);
+    // Answered while the worker is still blocked inside the step.
+    await assert.rejects(held, (err: unknown) => err === deadline);
+    gate.release();
+    const [after] = await backend.step([{ sequenceId: 10, tokens: [464, 2068] }]);
+    assert.ok(after !== undefined && Number.isInteger(after.tokenId));
   } finally {
     gate.release();
     await app.close();
