@@ -1,9 +1,10 @@
 /**
  * buildApp(config, deps): a ready-to-listen fastify instance that owns the whole app and nothing
  * global — its one metrics Registry (the backend registers its own metrics there too), its
- * scheduler, its routes. Plugins are registered here, in this order: error handling, metrics
- * hooks, rate limiting, routes. The backend is passed in and owned by the caller (server.ts or a
- * test), which closes it.
+ * scheduler, its API keys file, its routes, and the second listener for /metrics when
+ * METRICS_PORT is set (server.ts starts it). Plugins are registered here, in this order: error
+ * handling, metrics hooks, authentication, rate limiting, routes. The backend is passed in and
+ * owned by the caller (server.ts or a test), which closes it.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -11,25 +12,31 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { LoggerOptions } from 'pino';
 import { Registry } from 'prom-client';
+import { type ApiKeysFile, openApiKeysFile } from './auth/api-keys.js';
+import { authPlugin } from './auth/auth-hook.js';
 import type { Backend } from './backends/backend.js';
 import type { ModelNotice } from './backends/created-backend.js';
 import type { Config } from './config.js';
 import { GatewayError } from './contract/errors.js';
 import { Scheduler } from './generation/scheduler.js';
 import { ClientErrors } from './http/client-errors.js';
-import { installErrorHandler } from './http/error-handler.js';
+import { installErrorHandler, recordError } from './http/error-handler.js';
+import { sendError } from './http/error-reply.js';
 import { installLingeringClose } from './http/lingering-close.js';
 import { RequestLogController } from './http/request-logging.js';
 import { completeRoutes } from './http/routes/complete.js';
 import { metricsRoute } from './http/routes/metrics.js';
-import { playgroundRoutes } from './http/routes/playground.js';
+import { openAICompletionsRoutes } from './http/routes/openai-completions.js';
+import { openAIModelsRoutes } from './http/routes/openai-models.js';
+import { PLAYGROUND_ASSET_PREFIX, playgroundRoutes } from './http/routes/playground.js';
 import { probeRoutes } from './http/routes/probes.js';
 import { tokenizeRoute } from './http/routes/tokenize.js';
 import { errorBodySchema } from './http/schemas.js';
 import { capConnections, serverLimitOptions } from './http/server-limits.js';
 import { installStrictJsonParser } from './http/strict-json.js';
 import { installHttpMetrics } from './metrics/http-metrics.js';
-import { createGatewayMetrics } from './metrics/metrics.js';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics/metrics.js';
+import { openAIErrorBodySchema } from './openai/schemas.js';
 import { type Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizer/gpt2-tokenizer.js';
 import { PromptTokenizer } from './tokenizer/prompt-tokenizer.js';
 import { TokenizerPool } from './tokenizer/tokenizer-pool.js';
@@ -65,6 +72,8 @@ export interface AppDeps {
   readonly loggerInstance?: FastifyServerOptions['loggerInstance'];
   readonly model?: ModelNotice;
   readonly now?: () => number;
+  /** How often the API keys file is re-read besides its directory watch (tests shorten it). */
+  readonly apiKeysPollIntervalMs?: number;
 }
 
 declare module 'fastify' {
@@ -78,6 +87,11 @@ declare module 'fastify' {
     endGenerations(): number;
     /** The app's one metrics registry: what GET /metrics serves. */
     readonly metricsRegistry: Registry;
+    /**
+     * With METRICS_PORT: the listener that alone serves GET /metrics, not listening yet (the
+     * caller listens on it; closing the app closes it). Undefined: /metrics is on this app.
+     */
+    readonly metricsServer: FastifyInstance | undefined;
   }
 }
 
@@ -145,6 +159,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     scheduler.abortAll(shutdownDeadlineError());
     await scheduler.drain();
   });
+  const apiKeys = await openKeys(app, config, deps);
+  const metricsServer =
+    config.metricsPort === undefined
+      ? undefined
+      : await buildMetricsServer(config, deps, registry, metrics);
+  app.decorate('metricsServer', metricsServer);
+  app.addHook('onClose', async () => {
+    apiKeys?.close();
+    await metricsServer?.close();
+  });
 
   // Only JSON bodies: text/plain (fastify's other default parser) must be a 415, not a 400.
   app.removeContentTypeParser('text/plain');
@@ -152,11 +176,29 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   installStrictJsonParser(app);
   installLingeringClose(app);
   app.addSchema(errorBodySchema);
+  app.addSchema(openAIErrorBodySchema);
   installErrorHandler(app, metrics, config.bodyLimitBytes);
   installHttpMetrics(app, metrics, now);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // Before the rate limiter: its budget belongs to the client the key names.
+  await app.register(
+    authPlugin({
+      store: apiKeys?.store,
+      // The playground's page and assets hold no data; the page asks for a key itself.
+      isOpen: (request) => {
+        if (request.method !== 'GET' && request.method !== 'HEAD') return false;
+        const path = request.url.split('?')[0] ?? '';
+        return path === '/' || path.startsWith(PLAYGROUND_ASSET_PREFIX);
+      },
+      errorReply: (request, reply, _status, code, message) => {
+        const error = new GatewayError(code, message);
+        recordError(request.log, metrics, error, undefined);
+        return sendError(request, reply, error);
+      },
+    }),
+  );
 
   let limit: object | undefined;
   if (config.rateLimit.max > 0) {
@@ -178,8 +220,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     scheduler,
     config,
     model: deps.model ?? { randomWeights: false },
+    authRequired: apiKeys !== undefined,
   });
-  await app.register(metricsRoute, { registry });
+  if (metricsServer === undefined) await app.register(metricsRoute, { registry });
   await app.register(tokenizeRoute, { tokenizer: promptTokenizer, rateLimit: limit });
   await app.register(completeRoutes, {
     backend,
@@ -191,6 +234,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     rateLimit: limit,
     now,
   });
+  await app.register(openAICompletionsRoutes, {
+    backend,
+    tokenizer: promptTokenizer,
+    scheduler,
+    metrics,
+    maxNewTokensLimit: config.maxNewTokensLimit,
+    rateLimit: limit,
+    now,
+  });
+  await app.register(openAIModelsRoutes, { backend, created: Math.floor(Date.now() / 1000) });
   await app.register(playgroundRoutes);
   await app.ready();
   return app;
@@ -204,16 +257,64 @@ function shutdownDeadlineError(): GatewayError {
 }
 
 /**
- * Per API key when the client sends one (X-API-Key or Authorization: Bearer), else per client
- * address. The key is not authenticated here: put an authenticating ingress in front when keys
- * must not be forgeable, or the limit is only as fair as the clients.
+ * The keys file, when API_KEYS_FILE names one: a file that cannot be read or parsed rejects
+ * (with its line number) and stops the start. Later versions replace the keys without a restart;
+ * a broken one keeps the old keys and is logged at error. Log lines carry client names and line
+ * numbers only: the keys file module never puts key text into an error.
  */
-function rateLimitKey(request: { headers: IncomingMessage['headers']; ip: string }): string {
-  const apiKey = request.headers['x-api-key'];
-  if (typeof apiKey === 'string' && apiKey !== '') return `key:${apiKey.slice(0, 256)}`;
-  const auth = request.headers.authorization;
-  if (typeof auth === 'string' && /^bearer\s+\S/i.test(auth)) {
-    return `key:${auth.replace(/^bearer\s+/i, '').slice(0, 256)}`;
+async function openKeys(
+  app: FastifyInstance,
+  config: Config,
+  deps: AppDeps,
+): Promise<ApiKeysFile | undefined> {
+  if (config.apiKeysFile === undefined) {
+    app.log.warn('API_KEYS_FILE is unset: every route is open to anyone who can reach the gateway');
+    return undefined;
   }
-  return `ip:${request.ip}`;
+  const file = await openApiKeysFile(config.apiKeysFile, {
+    ...(deps.apiKeysPollIntervalMs === undefined
+      ? {}
+      : { pollIntervalMs: deps.apiKeysPollIntervalMs }),
+    onReload: (event) => {
+      if (event.kind === 'reloaded') {
+        app.log.info({ clients: event.clientNames }, 'API keys reloaded');
+      } else {
+        app.log.error(
+          { err: { type: event.error.name, message: event.error.message } },
+          'the new API keys file is refused; the previous keys stay in force',
+        );
+      }
+    },
+  });
+  app.log.info({ clients: file.store.clientNames }, 'API keys loaded');
+  return file;
+}
+
+/** The /metrics listener of METRICS_PORT: the same registry, the same logger, nothing else. */
+async function buildMetricsServer(
+  config: Config,
+  deps: AppDeps,
+  registry: Registry,
+  metrics: GatewayMetrics,
+): Promise<FastifyInstance> {
+  const server = Fastify({
+    ...(deps.loggerInstance === undefined
+      ? { logger: deps.logger ?? false }
+      : { loggerInstance: deps.loggerInstance }),
+    logController: new RequestLogController(),
+    requestIdHeader: false,
+  });
+  installErrorHandler(server, metrics, config.bodyLimitBytes);
+  await server.register(metricsRoute, { registry });
+  await server.ready();
+  return server;
+}
+
+/**
+ * Per authenticated client (the name the keys file gives its key), else per client address. A
+ * key that was not checked never names a budget: a client could mint a fresh budget with every
+ * made-up key.
+ */
+function rateLimitKey(request: { clientName: string | undefined; ip: string }): string {
+  return request.clientName === undefined ? `ip:${request.ip}` : `client:${request.clientName}`;
 }

@@ -29,6 +29,22 @@ export type Setting = { readonly group: 'gateway' | 'triton'; readonly note?: st
 export const SETTINGS = {
   HOST: { group: 'gateway', kind: 'string', fallback: '0.0.0.0' },
   PORT: { group: 'gateway', kind: 'int', fallback: 8080, min: 0, max: 65_535 },
+  /** /metrics on its own listener, off the API port (fastify's own recommendation). */
+  METRICS_PORT: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: undefined,
+    min: 0,
+    max: 65_535,
+    note: 'unset: /metrics on PORT',
+  },
+  /** `<client-name>:<key>` lines; unset: no authentication (a warning at start). */
+  API_KEYS_FILE: {
+    group: 'gateway',
+    kind: 'string',
+    fallback: undefined,
+    note: 'unset: open to anyone',
+  },
   LOG_LEVEL: { group: 'gateway', kind: 'choice', choices: LOG_LEVELS, fallback: 'info' },
   /** Trust X-Forwarded-For (behind an ingress) so rate limits key on the real client address. */
   TRUST_PROXY: { group: 'gateway', kind: 'bool', fallback: false },
@@ -226,6 +242,10 @@ export interface TritonConfig {
 export interface Config {
   readonly host: string;
   readonly port: number;
+  /** Where /metrics listens instead of `port`; undefined: on `port`, beside the API. */
+  readonly metricsPort: number | undefined;
+  /** The API keys file; undefined: every route is open. */
+  readonly apiKeysFile: string | undefined;
   readonly logLevel: LogLevel;
   /** Trust X-Forwarded-For (behind an ingress) so rate limits key on the real client address. */
   readonly trustProxy: boolean;
@@ -346,6 +366,8 @@ export function loadConfig(env: Env): Config {
   const config: Config = {
     host: read.string('HOST'),
     port: read.int('PORT'),
+    metricsPort: read.int('METRICS_PORT'),
+    apiKeysFile: read.string('API_KEYS_FILE'),
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS),
     trustProxy: read.bool('TRUST_PROXY'),
     backend: read.oneOf('BACKEND', BACKENDS),
@@ -382,6 +404,15 @@ export function loadConfig(env: Env): Config {
       seldonGraph: read.string('SELDON_GRAPH'),
     },
   };
+  if (
+    config.metricsPort !== undefined &&
+    config.metricsPort !== 0 &&
+    config.metricsPort === config.port
+  ) {
+    read.problems.push(
+      `METRICS_PORT must differ from PORT (${config.port}), or be unset to serve /metrics on PORT`,
+    );
+  }
   if (
     config.backend === 'triton' &&
     config.triton.url === undefined &&

@@ -7,6 +7,7 @@
  */
 import { pino } from 'pino';
 import { buildApp, loggerOptions } from './app.js';
+import { ApiKeysFileError } from './auth/api-keys.js';
 import { createBackend } from './backends/create-backend.js';
 import { ConfigError, loadConfig } from './config.js';
 
@@ -49,7 +50,18 @@ export async function runServer(env: Record<string, string | undefined>): Promis
   const logger = pino(loggerOptions(config));
   const { backend, model } = await createBackend(config, logger);
   // buildApp hands the backend the app's registry: /metrics serves its metrics too.
-  const app = await buildApp(config, { backend, loggerInstance: logger, model });
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  try {
+    app = await buildApp(config, { backend, loggerInstance: logger, model });
+  } catch (err) {
+    await backend.close();
+    if (err instanceof ApiKeysFileError) {
+      // Like a bad variable: the operator must fix the file (the message names its line).
+      process.stderr.write(`gpt2-gateway: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
 
   let stopping: Promise<number> | undefined;
   const stop = (signal: string): Promise<number> => {
@@ -98,6 +110,8 @@ export async function runServer(env: Record<string, string | undefined>): Promis
   });
 
   await app.listen({ host: config.host, port: config.port });
+  // METRICS_PORT: /metrics only there, so the API port need not expose it.
+  await app.metricsServer?.listen({ host: config.host, port: config.metricsPort });
   if (model.notice !== undefined) logger.warn(model.notice);
   try {
     // Listening first lets /healthz answer (and /readyz say why not) while the model loads.

@@ -7,6 +7,8 @@ test('defaults match the documented ones', () => {
   assert.deepEqual(config, {
     host: '0.0.0.0',
     port: 8080,
+    metricsPort: undefined,
+    apiKeysFile: undefined,
     logLevel: 'info',
     trustProxy: false,
     backend: 'embedded',

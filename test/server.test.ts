@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -65,6 +65,22 @@ test('a bad configuration exits 2 and lists every problem', async () => {
     output(),
     "gpt2-gateway: invalid configuration:\n  - PORT must be an integer from 0 to 65535, got 'x'\n  - MAX_QUEUE must be an integer from 0 to 100000, got '-1'\n",
   );
+});
+
+test('a malformed API keys file stops the start: exit 2 and the line at fault, never the key', async () => {
+  const keys = join(repository, 'api-keys');
+  await writeFile(keys, '# clients\nalpha:sk-alpha-0f3c\nbravo sk-bravo-9e1d\n');
+  const { output, exit } = serve({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    MODEL_REPOSITORY: repository,
+    MODEL_NAME: 'tiny-kv',
+    API_KEYS_FILE: keys,
+  });
+  assert.equal(await exit, 2);
+  assert.match(output(), /^gpt2-gateway: API keys file line 3: expected `<client-name>:<key>`/m);
+  assert.ok(!output().includes('sk-bravo'), output());
 });
 
 test('a model that cannot be served exits 1 and says why on stderr, even with LOG_LEVEL=silent', async () => {

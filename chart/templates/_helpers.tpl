@@ -109,12 +109,18 @@ volumeHandle built from it too. */}}
 {{/* The container port the gateway serves /metrics on, by name and by number. Everything that
 scrapes or admits scrapes (pod annotations, ServiceMonitor, NetworkPolicy) takes it from here, so
 a separate metrics port is a change in one place. */}}
+{{/* Where /metrics is served: its own port when metrics.port is set (METRICS_PORT), else http. */}}
 {{- define "gpt2-gateway.metricsPortName" -}}
-http
+{{- if .Values.metrics.port }}metrics{{ else }}http{{ end }}
 {{- end }}
 
 {{- define "gpt2-gateway.metricsPortNumber" -}}
-8080
+{{- .Values.metrics.port | default 8080 }}
+{{- end }}
+
+{{/* The API keys file as the container sees it (auth.existingSecret mounted read-only). */}}
+{{- define "gpt2-gateway.apiKeysDir" -}}
+/etc/gpt2-gateway/api-keys
 {{- end }}
 
 {{/* The model Job; NOTES.txt names it too. */}}

@@ -7,6 +7,7 @@
  * shape (the gateway's own or OpenAI's), so the reply itself is left to an injected function.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ERRORS } from '../contract/errors.js';
 import { type ApiKeyStore, extractCredential } from './api-keys.js';
 
 declare module 'fastify' {
@@ -16,9 +17,9 @@ declare module 'fastify' {
   }
 }
 
-/** The gateway's error code for every 401. */
-export const UNAUTHORIZED_CODE = 'UNAUTHORIZED';
-export const UNAUTHORIZED_STATUS = 401;
+/** The gateway's error code for every 401, and its status from the error catalogue. */
+export const UNAUTHORIZED_CODE = 'UNAUTHORIZED' as const;
+export const UNAUTHORIZED_STATUS = ERRORS[UNAUTHORIZED_CODE].status;
 
 /** Paths that never need a key: the kubelet's probes carry none. */
 export const DEFAULT_OPEN_PATHS: readonly string[] = ['/healthz', '/readyz'];

@@ -23,6 +23,7 @@ export const REJECTION_REASONS = [
   'context_length',
   'payload_too_large',
   'unsupported_media_type',
+  'unauthorized',
   'rate_limited',
   'queue_full',
   'shutting_down',
@@ -58,7 +59,11 @@ export const ERRORS = {
   BAD_REQUEST: rec(400, 'the request is not valid HTTP/1.1', _, _, 'client'),
   /** prompt tokens + max_new_tokens exceed the model's context (1024 for GPT-2); never truncated. */
   CONTEXT_LENGTH_EXCEEDED: rec(400, "the request exceeds the model's context", _, 'context_length', 'client'),
+  /** API_KEYS_FILE is set and the request carries no valid key; comes with WWW-Authenticate. */
+  UNAUTHORIZED: rec(401, 'a valid API key is required', _, 'unauthorized', 'client'),
   NOT_FOUND: rec(404, 'no such route', _, _, 'client'),
+  /** /v1/*: the request names a model this gateway does not serve. */
+  MODEL_NOT_FOUND: rec(404, 'the model does not exist', _, _, 'client'),
   METHOD_NOT_ALLOWED: rec(405, 'method not allowed on this route', _, _, 'client'),
   /** Headers and body did not arrive within REQUEST_TIMEOUT_MS. */
   REQUEST_TIMEOUT: rec(408, 'the request did not arrive in time', _, _, 'client'),

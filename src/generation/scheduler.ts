@@ -103,18 +103,41 @@ export class Scheduler {
    * outcome, a BackendError, or GenerationCancelledError once `signal` aborts.
    */
   submit(spec: GenerationSpec, signal?: AbortSignal): Promise<GenerationOutcome> {
+    return this.submitAll([spec], signal)[0]!;
+  }
+
+  /** Generations that can be accepted at once: the batch slots plus the wait queue. */
+  get capacity(): number {
+    return this.maxBatchSize + this.#options.maxQueue;
+  }
+
+  /**
+   * Admits several generations together or none of them: the refusal (QUEUE_FULL, SHUTTING_DOWN)
+   * is thrown before any of them queues, so a client that retries a refused multi-prompt request
+   * never leaves half of it running. One promise per spec, in order, each as submit()'s; they
+   * join the queue side by side, so free slots take them into the same step.
+   */
+  submitAll(specs: readonly GenerationSpec[], signal?: AbortSignal): Promise<GenerationOutcome>[] {
     if (this.#draining) {
       // The catalogue's message and Retry-After: retry soon, elsewhere.
       throw new GatewayError('SHUTTING_DOWN');
     }
-    const capacity = this.maxBatchSize + this.#options.maxQueue;
-    if (this.#active.length + this.#queue.length >= capacity) {
+    const waiting = this.#active.length + this.#queue.length;
+    if (waiting + specs.length > this.capacity) {
+      const asked = specs.length === 1 ? '' : ` (this request needs ${specs.length})`;
       throw new GatewayError(
         'QUEUE_FULL',
-        `all ${this.maxBatchSize} generation slots are busy and ${this.#options.maxQueue} requests are waiting; retry later`,
+        `all ${this.maxBatchSize} generation slots are busy and ${this.#options.maxQueue} requests are waiting${asked}; retry later`,
         { retryAfterSeconds: this.#retryAfterSeconds() },
       );
     }
+    const promises = specs.map((spec) => this.#enqueue(spec, signal));
+    this.#updateGauges();
+    void this.#loop();
+    return promises;
+  }
+
+  #enqueue(spec: GenerationSpec, signal: AbortSignal | undefined): Promise<GenerationOutcome> {
     this.#options.metrics.promptTokens.inc(spec.promptIds.length);
     return new Promise<GenerationOutcome>((resolve, reject) => {
       const job: Job = {
@@ -142,8 +165,6 @@ export class Scheduler {
       // A queued job that is cancelled leaves the queue at once; an active one at the next step.
       signal?.addEventListener('abort', () => this.#cancelQueued(job), { once: true });
       this.#queue.push(job);
-      this.#updateGauges();
-      void this.#loop();
     });
   }
 

@@ -10,6 +10,7 @@ import { BackendError } from '../backends/backend.js';
 import { ERRORS, GatewayError } from '../contract/errors.js';
 import { GenerationCancelledError } from '../generation/scheduler.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import { sendError } from './error-reply.js';
 import { MAX_STOP_LENGTH, MAX_STOP_SEQUENCES } from './schemas.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -168,10 +169,7 @@ export function installErrorHandler(
     );
     const error = toClientError(err, allowed, bodyLimit);
     recordError(request.log, metrics, error, err);
-    if (error.retryAfterSeconds !== undefined) {
-      reply.header('retry-after', String(error.retryAfterSeconds));
-    }
-    return reply.code(error.statusCode).type('application/json').send(error.body());
+    return sendError(request, reply, error);
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
@@ -182,9 +180,9 @@ export function installErrorHandler(
         // "accepts GET or HEAD, not POST": a sentence, where the Allow header has the list.
         `${path} accepts ${allowed.join(' or ')}, not ${request.method}`,
       );
-      return reply.code(error.statusCode).header('allow', allowed.join(', ')).send(error.body());
+      return sendError(request, reply.header('allow', allowed.join(', ')), error);
     }
     const error = new GatewayError('NOT_FOUND', `no route ${request.method} ${path}`);
-    return reply.code(error.statusCode).send(error.body());
+    return sendError(request, reply, error);
   });
 }

@@ -170,10 +170,16 @@ export const tokenizeResponseSchema = {
 export const infoResponseSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'version', 'model', 'backend', 'limits'],
+  required: ['name', 'version', 'auth', 'model', 'backend', 'limits'],
   properties: {
     name: { type: 'string' },
     version: { type: 'string' },
+    auth: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['required'],
+      properties: { required: { type: 'boolean' } },
+    },
     model: {
       type: 'object',
       additionalProperties: false,
@@ -235,5 +241,14 @@ export const healthSchema = {
 export function errorResponses(codes: readonly ErrorCode[]): Record<number, { $ref: string }> {
   const out: Record<number, { $ref: string }> = {};
   for (const code of codes) out[ERRORS[code].status] = { $ref: 'ErrorBody#' };
+  return out;
+}
+
+/** The same for /v1/* routes, whose errors have OpenAI's body (src/http/error-reply.ts). */
+export function openAIErrorResponses(
+  codes: readonly ErrorCode[],
+): Record<number, { $ref: string }> {
+  const out: Record<number, { $ref: string }> = {};
+  for (const code of codes) out[ERRORS[code].status] = { $ref: 'OpenAIErrorBody#' };
   return out;
 }

@@ -17,6 +17,23 @@ export function openEventStream(reply: FastifyReply): {
   send(name: SseEventName, data: unknown): void;
   end(): void;
 } {
+  const stream = openSseStream(reply);
+  return {
+    send(name, data) {
+      stream.write(formatSseEvent(name, data));
+    },
+    end: () => stream.end(),
+  };
+}
+
+/**
+ * The stream under any event framing (the OpenAI routes write data-only events): status 200,
+ * the SSE headers, the `: accepted` comment, then whatever the caller writes.
+ */
+export function openSseStream(reply: FastifyReply): {
+  write(text: string): void;
+  end(): void;
+} {
   const stream = new PassThrough();
   reply
     .code(200)
@@ -29,8 +46,8 @@ export function openEventStream(reply: FastifyReply): {
   // was admitted even while its generation waits in the queue for its first token.
   stream.write(': accepted\n\n');
   return {
-    send(name, data) {
-      if (!stream.writableEnded) stream.write(formatSseEvent(name, data));
+    write(text) {
+      if (!stream.writableEnded) stream.write(text);
     },
     end() {
       if (!stream.writableEnded) stream.end();

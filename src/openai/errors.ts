@@ -8,6 +8,8 @@
  * the gateway's own statuses are kept as they are; `type` and `code` are for people and logs.
  */
 
+import { type ErrorCode, GatewayError } from '../contract/errors.js';
+
 export interface OpenAIErrorBody {
   error: {
     message: string;
@@ -75,13 +77,20 @@ interface Mapping {
 }
 
 /**
- * Gateway code → OpenAI type, code and param. OpenAI answers a bad or missing key with type
+ * Gateway code → OpenAI type, code and param; one row per catalogue code (the type says so). OpenAI answers a bad or missing key with type
  * `invalid_request_error` and code `invalid_api_key`, and a rate limit with type `requests` and
  * code `rate_limit_exceeded`; compatible servers and clients follow those strings.
  */
-const MAPPINGS: Readonly<Record<string, Mapping>> = {
+const MAPPINGS: Readonly<Record<ErrorCode, Mapping>> = {
   INVALID_JSON: { type: 'invalid_request_error' },
   INVALID_REQUEST: { type: 'invalid_request_error' },
+  INVALID_UTF8: { type: 'invalid_request_error' },
+  LONE_SURROGATE: { type: 'invalid_request_error' },
+  BAD_REQUEST: { type: 'invalid_request_error' },
+  REQUEST_TIMEOUT: { type: 'invalid_request_error' },
+  HEADERS_TOO_LARGE: { type: 'invalid_request_error' },
+  // Only in logs and metrics: nobody is left to read it.
+  CLIENT_CLOSED_REQUEST: { type: 'invalid_request_error' },
   CONTEXT_LENGTH_EXCEEDED: {
     type: 'invalid_request_error',
     code: 'context_length_exceeded',
@@ -119,6 +128,20 @@ export interface GatewayErrorLike {
   readonly statusCode: number;
   readonly message: string;
   readonly retryAfterSeconds?: number | undefined;
+  /** OpenAI's param and code where the thrower knows them better than the table. */
+  readonly openai?: { readonly param: string | null; readonly code: string | null } | undefined;
+}
+
+/**
+ * A gateway error that carries OpenAI's finer `param` and `code` (a /v1 body refusal names the
+ * parameter): the catalogue code still decides the status, the metric and the log line.
+ */
+export class OpenAIGatewayError extends GatewayError {
+  readonly openai: { readonly param: string | null; readonly code: string | null };
+  constructor(code: ErrorCode, error: OpenAIError) {
+    super(code, error.body.error.message);
+    this.openai = { param: error.body.error.param, code: error.body.error.code };
+  }
 }
 
 /**
@@ -126,13 +149,15 @@ export interface GatewayErrorLike {
  * advice match what /complete would answer. `param` overrides the table's default (or null).
  */
 export function fromGatewayError(err: GatewayErrorLike, param?: string | null): OpenAIError {
-  const mapping = MAPPINGS[err.code];
+  // A code outside the catalogue (a test's, a future one) falls back on its status.
+  const mapping = (MAPPINGS as Readonly<Record<string, Mapping | undefined>>)[err.code];
+  const given = err.openai;
   return openAIError(
     err.statusCode,
     mapping?.type ?? typeForStatus(err.statusCode),
     err.message,
-    param !== undefined ? param : (mapping?.param ?? null),
-    mapping?.code ?? err.code.toLowerCase(),
+    param !== undefined ? param : given !== undefined ? given.param : (mapping?.param ?? null),
+    given !== undefined ? given.code : (mapping?.code ?? err.code.toLowerCase()),
     err.retryAfterSeconds,
   );
 }

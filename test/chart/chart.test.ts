@@ -762,3 +762,71 @@ test('with a NetworkPolicy, Prometheus may scrape the metrics port from its own 
     { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
   ]);
 });
+
+test('metrics.port serves /metrics on its own port: env, container and Service ports, annotations, ServiceMonitor, NetworkPolicy', async () => {
+  const objects = await render({
+    valuesFiles: ['everything-on-values.yaml'],
+    set: ['metrics.port=9090'],
+  });
+  const env = gatewayEnv(objects);
+  assert.equal(env.METRICS_PORT, '9090');
+  assert.equal(loadConfig(env).metricsPort, 9090);
+  const container = at(podSpec(objects), 'containers', 0) as { ports: unknown[] };
+  assert.deepEqual(container.ports, [
+    { name: 'http', containerPort: 8080, protocol: 'TCP' },
+    { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
+  ]);
+  const service = one(objects, 'Service', 'gpt2-gateway');
+  assert.deepEqual(at(service, 'spec', 'ports', 1), {
+    port: 9090,
+    targetPort: 'metrics',
+    protocol: 'TCP',
+    name: 'metrics',
+  });
+  const annotations = at(one(objects, 'Deployment'), 'spec', 'template', 'metadata', 'annotations');
+  assert.equal(at(annotations, 'prometheus.io/port'), '9090');
+  assert.equal(at(one(objects, 'ServiceMonitor'), 'spec', 'endpoints', 0, 'port'), 'metrics');
+  const rules = at(one(objects, 'NetworkPolicy'), 'spec', 'ingress') as { ports: unknown[] }[];
+  assert.deepEqual(rules[0]!.ports, [{ port: 'http', protocol: 'TCP' }]);
+  assert.deepEqual(rules[1]!.ports, [{ port: 'metrics', protocol: 'TCP' }]);
+  // 8080 is the API's own port.
+  await assert.rejects(render({ set: ['metrics.port=8080'] }), HelmError);
+});
+
+test('auth.existingSecret mounts the keys file read-only and sets API_KEYS_FILE; the chart makes no Secret', async () => {
+  const objects = await render({ set: ['auth.existingSecret=gw-keys', 'auth.secretKey=api-keys'] });
+  const env = gatewayEnv(objects);
+  assert.equal(env.API_KEYS_FILE, '/etc/gpt2-gateway/api-keys/api-keys');
+  assert.equal(loadConfig(env).apiKeysFile, '/etc/gpt2-gateway/api-keys/api-keys');
+  const spec = podSpec(objects) as {
+    volumes: { name: string }[];
+    containers: { volumeMounts: { name: string }[] }[];
+  };
+  assert.deepEqual(
+    spec.volumes.find((v) => v.name === 'api-keys'),
+    {
+      name: 'api-keys',
+      secret: {
+        secretName: 'gw-keys',
+        items: [{ key: 'api-keys', path: 'api-keys' }],
+        defaultMode: 0o440,
+      },
+    },
+  );
+  // A directory mount (a subPath would never see the Secret rotate), read-only.
+  assert.deepEqual(
+    spec.containers[0]!.volumeMounts.find((m) => m.name === 'api-keys'),
+    { name: 'api-keys', mountPath: '/etc/gpt2-gateway/api-keys', readOnly: true },
+  );
+  assert.deepEqual(
+    kinds(objects).filter((k) => k.startsWith('Secret/')),
+    [],
+  );
+  // Without it: no mount, no API_KEYS_FILE.
+  const open = await render({});
+  assert.equal(gatewayEnv(open).API_KEYS_FILE, undefined);
+  assert.equal(
+    (podSpec(open) as { volumes: { name: string }[] }).volumes.some((v) => v.name === 'api-keys'),
+    false,
+  );
+});

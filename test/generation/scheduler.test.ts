@@ -255,3 +255,50 @@ test('abortAll while a step fails: the failure is not a second answer', async ()
   await scheduler.drain();
   assert.deepEqual(backend.released, [1]);
 });
+
+test('submitAll admits every generation or none: a refusal leaves nothing queued or stepped', async () => {
+  const { backend, scheduler } = setup(1, 2);
+  const open = backend.hold();
+  const first = scheduler.submit(spec([1], 1));
+  // Two places are left; three generations at once do not fit and none of them is taken.
+  assert.throws(
+    () => scheduler.submitAll([spec([2], 1), spec([3], 1), spec([4], 1)]),
+    (err: unknown) =>
+      err instanceof GatewayError &&
+      err.code === 'QUEUE_FULL' &&
+      /this request needs 3/.test(err.message),
+  );
+  assert.equal(scheduler.activeCount + scheduler.queuedCount, 1);
+  // Two do fit; with one slot they run one after the other once it frees up.
+  const both = scheduler.submitAll([spec([2], 1), spec([3], 1)]);
+  assert.equal(both.length, 2);
+  open();
+  const outcomes = await Promise.all([first, ...both]);
+  assert.deepEqual(
+    outcomes.map((o) => o.tokens.map((t) => t.id)),
+    [greedy([1], 1), greedy([2], 1), greedy([3], 1)],
+  );
+  assert.deepEqual(backend.steps.flat().sort(), [1, 2, 3]);
+});
+
+test('submitAll takes its generations into the same step when slots are free', async () => {
+  const { backend, scheduler } = setup(4, 0);
+  const outcomes = await Promise.all(
+    scheduler.submitAll([spec([5], 2), spec([6], 2), spec([7], 2)]),
+  );
+  assert.equal(outcomes.length, 3);
+  assert.deepEqual(backend.steps, [
+    [1, 2, 3],
+    [1, 2, 3],
+  ]);
+});
+
+test('submitAll during a drain refuses with SHUTTING_DOWN before queueing anything', async () => {
+  const { scheduler } = setup(4, 4);
+  await scheduler.drain();
+  assert.throws(
+    () => scheduler.submitAll([spec([1], 1), spec([2], 1)]),
+    (err: unknown) => err instanceof GatewayError && err.code === 'SHUTTING_DOWN',
+  );
+  assert.equal(scheduler.queuedCount, 0);
+});

@@ -60,11 +60,19 @@ test('a full queue answers 503 QUEUE_FULL with Retry-After; the rate limit answe
       message: 'rate limit of 3 requests per 60 s exceeded; retry in 1 minute',
     },
   });
-  // Another API key has its own budget.
-  const other = await app.inject({
+  // Without API_KEYS_FILE a key is not checked, so a made-up one does not mint a new budget...
+  const madeUp = await app.inject({
     method: 'POST',
     url: '/complete',
     headers: { 'x-api-key': 'team-b' },
+    payload: { prompt: 'e', max_new_tokens: 1 },
+  });
+  assert.equal(madeUp.statusCode, 429);
+  // ...but another client address has its own.
+  const other = await app.inject({
+    method: 'POST',
+    url: '/complete',
+    remoteAddress: '10.0.0.2',
     payload: { prompt: 'e', max_new_tokens: 1 },
   });
   assert.equal(other.statusCode, 200);
@@ -72,7 +80,7 @@ test('a full queue answers 503 QUEUE_FULL with Retry-After; the rate limit answe
   assert.equal((await app.inject('/healthz')).statusCode, 200);
   const metrics = (await app.inject('/metrics')).body;
   assert.match(metrics, /^gpt2_gateway_rejections_total\{reason="queue_full"\} 1$/m);
-  assert.match(metrics, /^gpt2_gateway_rejections_total\{reason="rate_limited"\} 1$/m);
+  assert.match(metrics, /^gpt2_gateway_rejections_total\{reason="rate_limited"\} 2$/m);
   await app.close();
 });
 

@@ -33,6 +33,7 @@ test('GET /info reports model, backend, limits and version, and the random-weigh
   assert.deepEqual(res.json(), {
     name: 'gpt2-gateway',
     version: '0.1.0',
+    auth: { required: false },
     model: {
       name: 'toy',
       variant: 'logits',
@@ -86,10 +87,10 @@ test('POST /tokenize gives ids and per-token text', async () => {
 
 test('unknown routes get 404 NOT_FOUND in the error body shape', async () => {
   const { app } = await toyApp();
-  const res = await app.inject('/v1/completions');
+  const res = await app.inject('/v2/completions');
   assert.equal(res.statusCode, 404);
   assert.deepEqual(res.json(), {
-    error: { code: 'NOT_FOUND', message: 'no route GET /v1/completions' },
+    error: { code: 'NOT_FOUND', message: 'no route GET /v2/completions' },
   });
   await app.close();
 });

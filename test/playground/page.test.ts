@@ -2,7 +2,7 @@
  * The playground end to end, in real headless Chromium against a real listening gateway: the page
  * streams the same text /complete answers, draws one bar per token, Stop cancels the generation
  * in the gateway, refusals show the gateway's message, a key is asked for and sent when the
- * gateway wants one, and the page asks nothing of any other origin and logs no error.
+ * gateway requires one (a real API keys file), and the page asks nothing of any other origin and logs no error.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,6 +19,7 @@ import { EmbeddedBackend } from '../../src/backends/embedded/embedded-backend.js
 import { buildOnnxModel } from '../../src/model/build.js';
 import { NAMED_CONFIGS } from '../../src/model/configs.js';
 import { testConfig, toyApp } from '../support/app.js';
+import { secretKeysFile } from '../support/keys-file.js';
 import { ToyBackend } from '../support/toy-backend.js';
 import { type Browser, launchBrowser, openPage, type WatchedPage } from './browser.js';
 
@@ -307,39 +308,30 @@ test('a rate-limited Generate shows the 429 with its Retry-After', async () => {
   }
 });
 
-test('a 401 brings up the key field; the key goes as a Bearer token and stays in sessionStorage', async () => {
-  // Until the gateway has keys of its own, the browser plays an authenticating proxy: any
-  // request to /info or /complete without the key is answered 401 before it leaves the page.
-  const KEY = 'test-key-3f9a';
-  const { app } = await toyApp();
+test('with API keys required, the page shows the 401 without a key and works with one', async () => {
+  const KEY = 'playground-key-3f9a';
+  const keys = await secretKeysFile(`# the playground's client\nbrowser:${KEY}\n`);
+  const { app } = await toyApp({ API_KEYS_FILE: keys.path });
   const origin = await listen(app);
-  const browserContext = browser.context;
   const sentKeys: (string | undefined)[] = [];
-  await browserContext.route(/\/(info|complete)$/, async (route) => {
-    const authorization = route.request().headers().authorization;
-    if (route.request().url().endsWith('/complete')) sentKeys.push(authorization);
-    if (authorization === `Bearer ${KEY}`) return route.continue();
-    return route.fulfill({
-      status: 401,
-      contentType: 'application/json',
-      body: JSON.stringify({
-        error: { code: 'UNAUTHORIZED', message: 'a valid API key is required' },
-      }),
-    });
+  await browser.context.route(/\/complete$/, async (route) => {
+    sentKeys.push(route.request().headers().authorization);
+    await route.continue();
   });
+  // The page itself loads without a key (it carries no data); its /info is refused until one.
   const watched = await openPage(browser, `${origin}/`);
   const { page } = watched;
   try {
     await page.locator('#api-key').waitFor();
     assert.match(
       String(await page.locator('#auth-message').textContent()),
-      /a valid API key is required/,
+      /this gateway needs an API key/,
     );
-    await generate(page, PROMPT, '2');
+    await generate(page, PROMPT, '3');
     await page.locator('#error').waitFor();
-    assert.equal(
-      await page.locator('#error').textContent(),
-      '401 UNAUTHORIZED: a valid API key is required.',
+    assert.match(
+      String(await page.locator('#error').textContent()),
+      /^401 UNAUTHORIZED: this gateway needs an API key/,
     );
 
     await page.fill('#api-key', KEY);
@@ -347,6 +339,15 @@ test('a 401 brings up the key field; the key goes as a Bearer token and stays in
     await page.locator('#stats').getByText('Finish reason').waitFor();
     assert.equal(await page.locator('#error').isVisible(), false);
     assert.deepEqual(sentKeys, [undefined, `Bearer ${KEY}`]);
+    // The text shown is what /complete gives the same key for the same request.
+    const direct = await fetch(`${origin}/complete`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ prompt: PROMPT, max_new_tokens: 3 }),
+    });
+    assert.equal(direct.status, 200);
+    const { text } = (await direct.json()) as { text: string };
+    assert.equal(await page.locator('#completion').textContent(), text);
     // /info, refused at first, is asked again with the key and shows the model.
     await page.locator('#model-info').getByText('model toy').waitFor();
 
@@ -361,9 +362,10 @@ test('a 401 brings up the key field; the key goes as a Bearer token and stays in
     assertSameOrigin(watched, origin);
     assertNoConsoleError(watched, [401]);
   } finally {
-    await browserContext.unrouteAll();
+    await browser.context.unrouteAll();
     await page.close();
     await app.close();
+    await keys.remove();
   }
 });
 

@@ -24,6 +24,7 @@ import { openEventStream } from '../sse.js';
 export const COMPLETE_ERROR_CODES = [
   'INVALID_JSON',
   'INVALID_REQUEST',
+  'UNAUTHORIZED',
   'INVALID_UTF8',
   'LONE_SURROGATE',
   'CONTEXT_LENGTH_EXCEEDED',

@@ -7,7 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Backend } from '../../backends/backend.js';
 import type { ModelNotice } from '../../backends/created-backend.js';
 import type { Config } from '../../config.js';
-import { GatewayError } from '../../contract/errors.js';
+import { type ErrorCode, GatewayError } from '../../contract/errors.js';
 import type { Scheduler } from '../../generation/scheduler.js';
 import { VERSION } from '../../version.js';
 import { requireReadyBackend } from '../readiness.js';
@@ -21,15 +21,22 @@ import {
 /** Route config for requests that are polled, not asked: their request lines go to debug. */
 export const QUIET_REQUEST_LOGS = { requestLogLevel: 'debug' } as const;
 
+export const INFO_ERROR_CODES = [
+  'UNAUTHORIZED',
+  'BACKEND_NOT_READY',
+] as const satisfies readonly ErrorCode[];
+
 export interface ProbeRouteOptions {
   readonly backend: Backend;
   readonly scheduler: Scheduler;
   readonly config: Config;
   readonly model: ModelNotice;
+  /** API_KEYS_FILE is set: every route but the probes needs a key (the playground asks for one). */
+  readonly authRequired: boolean;
 }
 
 export const probeRoutes: FastifyPluginAsync<ProbeRouteOptions> = async (app, opts) => {
-  const { backend, config, scheduler, model } = opts;
+  const { backend, config, scheduler, model, authRequired } = opts;
   app.get(
     '/healthz',
     { config: QUIET_REQUEST_LOGS, schema: { response: { 200: healthSchema } } },
@@ -58,13 +65,19 @@ export const probeRoutes: FastifyPluginAsync<ProbeRouteOptions> = async (app, op
     '/info',
     {
       preHandler: requireReadyBackend(backend),
-      schema: { response: { 200: infoResponseSchema, ...errorResponses(['BACKEND_NOT_READY']) } },
+      schema: {
+        response: {
+          200: infoResponseSchema,
+          ...errorResponses(INFO_ERROR_CODES),
+        },
+      },
     },
     async () => {
       const d = backend.description;
       return {
         name: 'gpt2-gateway',
         version: VERSION,
+        auth: { required: authRequired },
         model: {
           name: d.modelName,
           variant: d.variant,
