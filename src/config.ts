@@ -66,8 +66,9 @@ export const SETTINGS = {
    * Prompt tokens prefilled per step over all generations (chunked prefill), so that a long
    * prompt delays running streams by one chunk per step, not by its whole prefill. 64: on two
    * cores a 64-token chunk costs about 10 batch-1 decode steps while the whole prefill of a
-   * 1000-token prompt costs ~1.3-2× an unchunked one; 32 cuts the stall for ~1.2× more prefill,
-   * 128 doubles it (`npm run bench:floor`).
+   * 1000-token prompt costs ~1.3-2× an unchunked one (`npm run bench:floor`); 32 prefills ~1.2×
+   * slower still without lowering a stream's worst gap in `npm run bench` (16× its median at 32,
+   * 13-17× at 64: the worst steps are a long sequence joining the decode group, not the chunk).
    */
   PREFILL_CHUNK_TOKENS: {
     group: 'gateway',
