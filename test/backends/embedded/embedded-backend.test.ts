@@ -145,6 +145,21 @@ test('chunked prefill gives the same tokens as whole prompts, with decodes betwe
   }
 });
 
+test('a decode row far longer than the others runs outside the group, with the same tokens', async () => {
+  // About 400 tokens beside prompts of 2 to 8: more than 4× the median and over 256 positions,
+  // so the long one decodes alone while the short ones decode as a group.
+  const prompts = [
+    'Hello world',
+    'The weather today is fine. '.repeat(70),
+    'I love Artificial Intelligence',
+    'I enjoy working in Seldon',
+  ];
+  assert.deepEqual(
+    await completions('kv', { prompts, batchDecode: true }),
+    await completions('kv', { prompts, batchDecode: false }),
+  );
+});
+
 test('batched prefill and KV caches that survive sequences joining and leaving the group', async () => {
   const prompts = [
     [40, 1842, 35941, 9345],
