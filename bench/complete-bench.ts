@@ -1,15 +1,19 @@
 /**
- * `npm run bench`: the gateway on the embedded backend versus the floor (a bare onnxruntime-node
- * greedy loop on the same model file, same process, same run), on the full-size gpt2
- * architecture (random weights; speed does not depend on their values).
+ * `npm run bench`: the gateway on the embedded backend (its inference worker, as `serve` runs it)
+ * versus the floor (a bare onnxruntime-node greedy loop on the same model file, same process,
+ * same run), on the full-size gpt2 architecture (random weights; speed does not depend on their
+ * values).
  *
- * Reports per-token latency at batch 1, tokens/s at concurrency 1, 4 and 16 (with batched KV
- * decoding on and off), the ratio of each to the floor, and the gateway's own overhead per token
- * (request time minus backend time). Results also go to bench/results/<time>.json.
+ * Reports per-token latency at batch 1, tokens/s at concurrency 1, 4 and 16, the ratio of each to
+ * the floor at the same batch, and the gateway's own overhead per token (request time minus
+ * backend time). Then, under load: GET /healthz latency while eight ~1000-token prompts are
+ * served, a running stream's largest inter-token gap while four such prompts arrive (as a
+ * multiple of its unloaded median gap), and an open-loop load test of short requests at
+ * 10 requests/s. Results also go to bench/results/<time>.json.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -17,8 +21,10 @@ import { pino } from 'pino';
 import { Pool } from 'undici';
 import { buildApp } from '../src/app.js';
 import { DEFAULT_MODEL_NAME, ensureDefaultModel } from '../src/backends/embedded/default-model.js';
-import { EmbeddedBackend } from '../src/backends/embedded/embedded-backend.js';
+import { WorkerBackend } from '../src/backends/embedded/worker-backend.js';
 import { loadConfig } from '../src/config.js';
+import { attack } from '../src/loadtest/attack.js';
+import { summarize } from '../src/loadtest/summary.js';
 import { NAMED_CONFIGS } from '../src/model/configs.js';
 import { loadGpt2Tokenizer } from '../src/tokenizer/gpt2-tokenizer.js';
 import { plainGreedyLoop } from './plain-loop.js';
@@ -27,15 +33,32 @@ const PROMPT = 'I love Artificial Intelligence';
 const DEFAULT_NEW_TOKENS = 32;
 const CONCURRENCY = [1, 4, 16];
 /** Interleaved floor/gateway rounds; figures are medians over them. */
-const ROUNDS = 5;
+const ROUNDS = 3;
+/** Prompt length of the long prompts the load phase sends (n_positions is 1024). */
+const LONG_PROMPT_TOKENS = 1000;
+const LONG_PROMPT_NEW_TOKENS = 8;
+/** Long prompts served at once while /healthz is probed, and arriving during a stream. */
+const PROBE_LONG_PROMPTS = 8;
+const GAP_LONG_PROMPTS = 4;
+/** Stream tokens measured before the long prompts arrive (its unloaded gaps). */
+const UNLOADED_STREAM_TOKENS = 24;
+/** Long enough to outlast the long prompts' arrival (PROMPT is 5 tokens; n_positions 1024). */
+const STREAM_NEW_TOKENS = 1000;
+/** The origin notebook's load test, at ten times its rate. */
+const LOADTEST_PROMPT = 'I enjoy working in Seldon';
+const LOADTEST_NEW_TOKENS = 8;
+const LOADTEST_RATE = 10;
+const DEFAULT_LOADTEST_SECONDS = 30;
 
-const HELP = `Usage: npm run bench -- [--tokens N] [--repo DIR] [--fused]
+const HELP = `Usage: npm run bench -- [--tokens N] [--repo DIR] [--fused] [--prefill-chunk N] [--loadtest-seconds S]
 
 Benchmarks POST /complete on the embedded backend against a bare onnxruntime-node greedy loop on
 the same model (<repo>/${DEFAULT_MODEL_NAME}, built once if missing).
   --tokens N   tokens generated per request (default ${DEFAULT_NEW_TOKENS})
   --repo DIR   model repository (default ./models)
   --fused      use the graph with onnxruntime's fused operators (${DEFAULT_MODEL_NAME}-fused)
+  --prefill-chunk N     PREFILL_CHUNK_TOKENS for the gateway (default: the config's)
+  --loadtest-seconds S  length of the ${LOADTEST_RATE} requests/s load test (default ${DEFAULT_LOADTEST_SECONDS}; 0 skips it)
 `;
 
 interface Completion {
@@ -44,7 +67,6 @@ interface Completion {
 }
 
 interface GatewayRow {
-  batchDecode: boolean;
   concurrency: number;
   perTokenMs: number;
   tokensPerSecond: number;
@@ -65,6 +87,8 @@ async function main(): Promise<number> {
       tokens: { type: 'string', default: String(DEFAULT_NEW_TOKENS) },
       repo: { type: 'string', default: './models' },
       fused: { type: 'boolean', default: false },
+      'loadtest-seconds': { type: 'string', default: String(DEFAULT_LOADTEST_SECONDS) },
+      'prefill-chunk': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -77,11 +101,17 @@ async function main(): Promise<number> {
     process.stderr.write('bench: --tokens must be an integer from 2 to 512\n');
     return 2;
   }
+  const loadtestSeconds = Number(values['loadtest-seconds']);
+  if (!Number.isInteger(loadtestSeconds) || loadtestSeconds < 0) {
+    process.stderr.write('bench: --loadtest-seconds must be a whole number\n');
+    return 2;
+  }
   const log = pino({ level: 'info' });
   const modelName = values.fused ? `${DEFAULT_MODEL_NAME}-fused` : DEFAULT_MODEL_NAME;
   const modelFile = join(values.repo, modelName, '1', 'model.onnx');
   await ensureDefaultModel(values.repo, modelFile, log, { name: modelName, fused: values.fused });
-  const prompt = loadGpt2Tokenizer().encode(PROMPT);
+  const tokenizer = loadGpt2Tokenizer();
+  const prompt = tokenizer.encode(PROMPT);
   const g = NAMED_CONFIGS.gpt2;
   const shape = {
     nLayer: g.nLayer,
@@ -92,23 +122,28 @@ async function main(): Promise<number> {
 
   // Floor and gateway run interleaved, round after round, so that background load (the build
   // machine is shared) hits both alike; each figure is the median over rounds.
+  // The floor's session has the same options as the gateway's inference worker (idle intra-op
+  // threads sleep), so that the ratios measure the gateway, not a session setting.
   const session = await ort.InferenceSession.create(modelFile, {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
   await plainGreedyLoop(session, shape, prompt, 3, 1);
   const config = loadConfig({
     RATE_LIMIT_MAX: '0',
     MAX_BATCH_SIZE: '16',
     MAX_QUEUE: '64',
+    ...(values['prefill-chunk'] === undefined
+      ? {}
+      : { PREFILL_CHUNK_TOKENS: values['prefill-chunk'] }),
+    // The stream under load runs up to the context length.
+    MAX_NEW_TOKENS_LIMIT: String(STREAM_NEW_TOKENS),
     LOG_LEVEL: 'warn',
   });
-  const gateways = new Map<boolean, Gateway>();
-  for (const batchDecode of [true, false]) {
-    gateways.set(batchDecode, await startGateway(config, modelFile, modelName, batchDecode));
-  }
+  const gateway = await startGateway(config, modelFile, modelName);
   const floorRounds = new Map<number, { stepMs: number; tokensPerSecond: number }[]>();
-  const gatewayRounds = new Map<string, GatewayRow[]>();
+  const gatewayRounds = new Map<number, GatewayRow[]>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const concurrency of CONCURRENCY) {
       const started = performance.now();
@@ -120,24 +155,24 @@ async function main(): Promise<number> {
       };
       floorRounds.set(concurrency, [...(floorRounds.get(concurrency) ?? []), f]);
       log.info({ round, concurrency, ...f }, 'floor');
-      for (const batchDecode of concurrency === 1 ? [true] : [true, false]) {
-        const row = await measure(
-          gateways.get(batchDecode)!,
-          batchDecode,
-          concurrency,
-          newTokens,
-          f,
-        );
-        const key = `${batchDecode}/${concurrency}`;
-        gatewayRounds.set(key, [...(gatewayRounds.get(key) ?? []), row]);
-        log.info({ round, ...row }, 'gateway');
-      }
+      const row = await measure(gateway, concurrency, newTokens, f);
+      gatewayRounds.set(concurrency, [...(gatewayRounds.get(concurrency) ?? []), row]);
+      log.info({ round, ...row }, 'gateway');
     }
   }
   const floorTokens = (await plainGreedyLoop(session, shape, prompt, newTokens, 1)).tokens[0]!;
-  const gatewayTokens = (await gateways.get(true)!.ask(newTokens)).body.tokens.map((t) => t.id);
+  const gatewayTokens = (await gateway.ask(newTokens)).body.tokens.map((t) => t.id);
   await session.release();
-  for (const gateway of gateways.values()) await gateway.close();
+  const longPrompts = Array.from({ length: PROBE_LONG_PROMPTS }, (_, i) =>
+    longPrompt(tokenizer, i),
+  );
+  const probe = await healthzDuringLongPrompts(gateway, longPrompts);
+  log.info(probe, 'healthz during long prompts');
+  const gap = await streamGapDuringLongPrompts(gateway, longPrompts.slice(0, GAP_LONG_PROMPTS));
+  log.info(gap, 'stream gap during long prompts');
+  const loadtest = loadtestSeconds === 0 ? undefined : await loadTest(gateway, loadtestSeconds);
+  if (loadtest !== undefined) log.info(loadtest, 'load test');
+  await gateway.close();
 
   const floor: Record<number, { stepMs: number; tokensPerSecond: number }> = {};
   for (const [concurrency, rounds] of floorRounds) {
@@ -146,10 +181,9 @@ async function main(): Promise<number> {
       tokensPerSecond: r2(median(rounds.map((f) => f.tokensPerSecond))),
     };
   }
-  const gateway: GatewayRow[] = [...gatewayRounds.values()].map((rows) => {
+  const rows: GatewayRow[] = [...gatewayRounds.values()].map((rows) => {
     const pick = (k: keyof GatewayRow) => r2(median(rows.map((r) => r[k] as number)));
     return {
-      batchDecode: rows[0]!.batchDecode,
       concurrency: rows[0]!.concurrency,
       perTokenMs: pick('perTokenMs'),
       tokensPerSecond: pick('tokensPerSecond'),
@@ -168,10 +202,13 @@ async function main(): Promise<number> {
     model: `${modelName} (gpt2 architecture, 124M, random weights, fp32, kv${values.fused ? ', fused operators' : ''})`,
     prompt: PROMPT,
     newTokens,
+    prefillChunkTokens: config.prefillChunkTokens,
     rounds: ROUNDS,
     sameTokensAsFloor: JSON.stringify(floorTokens) === JSON.stringify(gatewayTokens),
+    loadAverage: loadavg().map(r2),
     floor,
-    gateway,
+    gateway: rows,
+    load: { healthz: probe, streamGap: gap, loadtest },
   };
   await mkdir('bench/results', { recursive: true });
   const out = join('bench/results', `${result.when.replace(/[:.]/g, '-')}.json`);
@@ -182,6 +219,12 @@ async function main(): Promise<number> {
 
 interface Gateway {
   ask(newTokens: number): Promise<{ body: Completion; clientMs: number }>;
+  /** POST /complete with any body; resolves with the status once the answer is read. */
+  complete(body: object): Promise<number>;
+  /** A streamed completion: calls onToken as each token event arrives, until it ends or aborts. */
+  stream(body: object, onToken: () => void, signal: AbortSignal): Promise<void>;
+  healthz(): Promise<number>;
+  readonly url: URL;
   close(): Promise<void>;
 }
 
@@ -189,15 +232,35 @@ async function startGateway(
   config: ReturnType<typeof loadConfig>,
   modelFile: string,
   modelName: string,
-  batchDecode: boolean,
 ): Promise<Gateway> {
-  const backend = new EmbeddedBackend({ modelFile, modelName, batchDecode });
+  // As `serve` runs it: inference in a worker thread, the config's prefill chunk and watchdog.
+  const backend = new WorkerBackend({
+    modelFile,
+    modelName,
+    maxBatchSize: config.maxBatchSize,
+    stepTimeoutMs: config.embeddedStepTimeoutMs,
+  });
   await backend.init();
   const app = await buildApp(config, { backend });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 32 });
+  const url = new URL(`http://127.0.0.1:${port}`);
+  const pool = new Pool(url, { connections: 32 });
+  // Probes get their own connection, so they never queue behind a completion on the client side.
+  const probes = new Pool(url, { connections: 1 });
+  const complete = async (body: object) => {
+    const res = await pool.request({
+      method: 'POST',
+      path: '/complete',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    await res.body.text();
+    return res.statusCode;
+  };
   return {
+    url,
+    complete,
     async ask(newTokens) {
       const started = performance.now();
       const res = await pool.request({
@@ -212,8 +275,35 @@ async function startGateway(
       if (body.tokens.length !== newTokens) throw new Error('the gateway stopped early');
       return { body, clientMs: performance.now() - started };
     },
+    async stream(body, onToken, signal) {
+      const res = await pool.request({
+        method: 'POST',
+        path: '/complete',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...body, stream: true }),
+        signal,
+      });
+      if (res.statusCode !== 200) throw new Error(`stream: HTTP ${res.statusCode}`);
+      let pending = '';
+      try {
+        for await (const chunk of res.body) {
+          pending += String(chunk);
+          const events = pending.split('\n\n');
+          pending = events.pop() ?? '';
+          for (const event of events) if (event.startsWith('event: token')) onToken();
+        }
+      } catch (err) {
+        if (!signal.aborted) throw err;
+      }
+    },
+    async healthz() {
+      const res = await probes.request({ method: 'GET', path: '/healthz' });
+      await res.body.text();
+      return res.statusCode;
+    },
     async close() {
       await pool.close();
+      await probes.close();
       await app.close();
       await backend.close();
     },
@@ -223,7 +313,6 @@ async function startGateway(
 /** `concurrency` clients, each sending its requests one after another (a closed loop). */
 async function measure(
   gateway: Gateway,
-  batchDecode: boolean,
   concurrency: number,
   newTokens: number,
   floor: { tokensPerSecond: number },
@@ -239,7 +328,6 @@ async function measure(
     mean(answers.map((a) => f(a) / a.body.tokens.length));
   const tokensPerSecond = generated / seconds;
   return {
-    batchDecode,
     concurrency,
     perTokenMs: median(gaps),
     tokensPerSecond,
@@ -255,25 +343,173 @@ async function measure(
   };
 }
 
+/** A prompt of about LONG_PROMPT_TOKENS tokens, different for each i (nothing can be shared). */
+function longPrompt(tokenizer: ReturnType<typeof loadGpt2Tokenizer>, i: number): string {
+  const sentence = `Request ${i} asks the gateway to read a long document about serving models. `;
+  const ids = tokenizer.encode(sentence.repeat(Math.ceil(LONG_PROMPT_TOKENS / 8)));
+  return tokenizer.decode(ids.slice(0, LONG_PROMPT_TOKENS));
+}
+
+interface HealthzProbe {
+  probes: number;
+  maxMs: number;
+  p99Ms: number;
+  /** Every long prompt answered 200. */
+  allCompleted: boolean;
+  seconds: number;
+}
+
+/** Back-to-back GET /healthz while the long prompts are served together. */
+async function healthzDuringLongPrompts(
+  gateway: Gateway,
+  prompts: readonly string[],
+): Promise<HealthzProbe> {
+  const started = performance.now();
+  let done = false;
+  const served = Promise.all(
+    prompts.map((prompt) => gateway.complete({ prompt, max_new_tokens: LONG_PROMPT_NEW_TOKENS })),
+  ).finally(() => {
+    done = true;
+  });
+  const latencies: number[] = [];
+  while (!done) {
+    const sent = performance.now();
+    await gateway.healthz();
+    latencies.push(performance.now() - sent);
+  }
+  const statuses = await served;
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    probes: latencies.length,
+    maxMs: r2(sorted.at(-1) ?? 0),
+    p99Ms: r2(sorted[Math.max(0, Math.ceil(0.99 * sorted.length) - 1)] ?? 0),
+    allCompleted: statuses.every((s) => s === 200),
+    seconds: r2((performance.now() - started) / 1000),
+  };
+}
+
+interface StreamGap {
+  unloadedMedianGapMs: number;
+  loadedMaxGapMs: number;
+  ratio: number;
+  allCompleted: boolean;
+}
+
+/**
+ * A stream runs alone for UNLOADED_STREAM_TOKENS tokens (its unloaded gaps), then the long
+ * prompts arrive; its largest gap between token events until they have all been answered.
+ */
+async function streamGapDuringLongPrompts(
+  gateway: Gateway,
+  prompts: readonly string[],
+): Promise<StreamGap> {
+  const abort = new AbortController();
+  const arrivals: number[] = [];
+  let startLoad: () => void = () => undefined;
+  const loadDue = new Promise<void>((resolve) => {
+    startLoad = resolve;
+  });
+  const stream = gateway.stream(
+    { prompt: PROMPT, max_new_tokens: STREAM_NEW_TOKENS },
+    () => {
+      arrivals.push(performance.now());
+      if (arrivals.length === UNLOADED_STREAM_TOKENS) startLoad();
+    },
+    abort.signal,
+  );
+  // A stream that ends (or fails) before its unloaded tokens must not leave the bench waiting.
+  await Promise.race([
+    loadDue,
+    stream.then(() => {
+      throw new Error(`the stream ended after ${arrivals.length} tokens, before the load`);
+    }),
+  ]);
+  const loadedFrom = performance.now();
+  const statuses = await Promise.all(
+    prompts.map((prompt) => gateway.complete({ prompt, max_new_tokens: LONG_PROMPT_NEW_TOKENS })),
+  );
+  const loadedUntil = performance.now();
+  abort.abort();
+  await stream;
+  // Unloaded: gaps that ended before the load; loaded: gaps that overlap it, including the one
+  // still open when the last long prompt was answered.
+  const unloaded = median(
+    arrivals.flatMap((t, k) => (k >= 2 && t < loadedFrom ? [t - arrivals[k - 1]!] : [])),
+  );
+  const loaded = arrivals.flatMap((t, k) =>
+    k >= 1 && t >= loadedFrom && arrivals[k - 1]! <= loadedUntil ? [t - arrivals[k - 1]!] : [],
+  );
+  const last = arrivals.at(-1) ?? loadedFrom;
+  if (last < loadedUntil) loaded.push(loadedUntil - Math.max(last, loadedFrom));
+  const maxGap = Math.max(0, ...loaded);
+  return {
+    unloadedMedianGapMs: r2(unloaded),
+    loadedMaxGapMs: r2(maxGap),
+    ratio: r2(maxGap / unloaded),
+    allCompleted: statuses.every((s) => s === 200),
+  };
+}
+
+/** The origin notebook's load test: open loop, short prompt, 8 new tokens. */
+async function loadTest(gateway: Gateway, seconds: number) {
+  const result = summarize(
+    await attack({
+      url: new URL('/complete', gateway.url),
+      rate: LOADTEST_RATE,
+      durationMs: seconds * 1000,
+      maxRequests: LOADTEST_RATE * seconds,
+      concurrency: 1,
+      maxInFlight: 256,
+      timeoutMs: 30_000,
+      bodies: [JSON.stringify({ prompt: LOADTEST_PROMPT, max_new_tokens: LOADTEST_NEW_TOKENS })],
+      stream: false,
+    }),
+  );
+  return {
+    ratePerSecond: LOADTEST_RATE,
+    seconds,
+    requests: result.requests,
+    success: r2(result.success),
+    p50Ms: r2(result.latencyMs.p50),
+    p99Ms: r2(result.latencyMs.p99),
+    ttftP50Ms: result.ttftMs === null ? null : r2(result.ttftMs.p50),
+  };
+}
+
 function formatTable(r: {
+  prefillChunkTokens: number;
   floor: Record<number, { stepMs: number; tokensPerSecond: number }>;
   gateway: GatewayRow[];
   sameTokensAsFloor: boolean;
+  loadAverage: number[];
+  load: {
+    healthz: HealthzProbe;
+    streamGap: StreamGap;
+    loadtest: Awaited<ReturnType<typeof loadTest>> | undefined;
+  };
 }): string {
   const pad = (v: unknown, n: number) => String(v).padStart(n);
+  const { healthz, streamGap, loadtest } = r.load;
   return [
+    `load average at the end (1, 5, 15 min): ${r.loadAverage.join(', ')}; PREFILL_CHUNK_TOKENS ${r.prefillChunkTokens}`,
     `gateway tokens identical to the floor's: ${r.sameTokensAsFloor}`,
     'floor (bare onnxruntime-node loop, B sequences per run):',
     ...Object.entries(r.floor).map(
       ([b, f]) =>
         `  B=${b.padEnd(3)} step ${pad(f.stepMs, 7)} ms  ${pad(f.tokensPerSecond, 7)} tok/s`,
     ),
-    'gateway (POST /complete, c concurrent clients, closed loop):',
-    '  batchDecode   c  per-token ms    tok/s  ÷floor(B=c)  ÷floor(B=1)  overhead ms/token: client, server, server ex-queue',
+    'gateway (POST /complete, MAX_BATCH_SIZE 16, c concurrent clients, closed loop):',
+    '    c  per-token ms    tok/s  ÷floor(B=c)  ÷floor(B=1)  overhead ms/token: client, server, server ex-queue',
     ...r.gateway.map(
       (g) =>
-        `  ${String(g.batchDecode).padEnd(11)} ${pad(g.concurrency, 3)} ${pad(g.perTokenMs, 13)} ${pad(g.tokensPerSecond, 8)} ${pad(g.vsFloorSameBatch, 12)} ${pad(g.vsFloorBatch1, 12)}  ${g.overheadPerTokenMs}, ${g.serverOverheadPerTokenMs}, ${g.serverOverheadExQueuePerTokenMs}`,
+        `  ${pad(g.concurrency, 3)} ${pad(g.perTokenMs, 13)} ${pad(g.tokensPerSecond, 8)} ${pad(g.vsFloorSameBatch, 12)} ${pad(g.vsFloorBatch1, 12)}  ${g.overheadPerTokenMs}, ${g.serverOverheadPerTokenMs}, ${g.serverOverheadExQueuePerTokenMs}`,
     ),
+    `under load (${LONG_PROMPT_TOKENS}-token prompts, ${LONG_PROMPT_NEW_TOKENS} new tokens each):`,
+    `  GET /healthz during ${PROBE_LONG_PROMPTS} of them: max ${healthz.maxMs} ms, p99 ${healthz.p99Ms} ms over ${healthz.probes} probes (${healthz.seconds} s); all answered 200: ${healthz.allCompleted}`,
+    `  a stream's largest gap while ${GAP_LONG_PROMPTS} arrive: ${streamGap.loadedMaxGapMs} ms = ${streamGap.ratio}× its unloaded median ${streamGap.unloadedMedianGapMs} ms; all answered 200: ${streamGap.allCompleted}`,
+    loadtest === undefined
+      ? '  load test: skipped'
+      : `  load test (${loadtest.ratePerSecond} req/s for ${loadtest.seconds} s, "${LOADTEST_PROMPT}", ${LOADTEST_NEW_TOKENS} new tokens): ${loadtest.requests} requests, success ${loadtest.success}, p50 ${loadtest.p50Ms} ms, p99 ${loadtest.p99Ms} ms, time to first token p50 ${loadtest.ttftP50Ms} ms`,
   ].join('\n');
 }
 

@@ -145,6 +145,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     metrics,
     maxBatchSize: config.maxBatchSize,
     maxQueue: config.maxQueue,
+    prefillChunkTokens: config.prefillChunkTokens,
     now,
   });
   app.decorate('metricsRegistry', registry);

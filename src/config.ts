@@ -56,8 +56,36 @@ export const SETTINGS = {
     fallback: undefined,
     note: 'unset: random-weight gpt2',
   },
-  /** Generations stepped together in one backend call (continuous batching). */
-  MAX_BATCH_SIZE: { group: 'gateway', kind: 'int', fallback: 8, min: 1, max: 256 },
+  /**
+   * Generations stepped together in one backend call (continuous batching). 16: on the 2-core
+   * build machine the bare loop's tokens/s still grows ~1.4× from 8 to 16 and flattens beyond
+   * (`npm run bench:floor`), while each step's latency keeps growing with the batch.
+   */
+  MAX_BATCH_SIZE: { group: 'gateway', kind: 'int', fallback: 16, min: 1, max: 256 },
+  /**
+   * Prompt tokens prefilled per step over all generations (chunked prefill), so that a long
+   * prompt delays running streams by one chunk per step, not by its whole prefill. 64: on two
+   * cores a 64-token chunk costs about 10 batch-1 decode steps while the whole prefill of a
+   * 1000-token prompt costs ~1.3-2× an unchunked one (`npm run bench:floor`); 32 prefills ~1.2×
+   * slower still without lowering a stream's worst gap in `npm run bench` (16× its median at 32,
+   * 13-17× at 64: the worst steps are a long sequence joining the decode group, not the chunk).
+   */
+  PREFILL_CHUNK_TOKENS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 64,
+    min: 0,
+    max: 1_000_000,
+    note: '0 = whole prompts',
+  },
+  /** Embedded backend: a step running longer counts as a hung inference worker (restarted). */
+  EMBEDDED_STEP_TIMEOUT_MS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 120_000,
+    min: 1000,
+    max: 3_600_000,
+  },
   /** Generations allowed to wait for a batch slot; beyond it /complete answers 503. */
   MAX_QUEUE: { group: 'gateway', kind: 'int', fallback: 64, min: 0, max: 100_000 },
   MAX_NEW_TOKENS_LIMIT: { group: 'gateway', kind: 'int', fallback: 512, min: 1, max: 1_000_000 },
@@ -227,6 +255,10 @@ export interface Config {
   /** Unset: the embedded backend builds (once) and serves a random-weight GPT-2. */
   readonly modelName: string | undefined;
   readonly maxBatchSize: number;
+  /** Prompt tokens fed per step in all; 0 feeds every prompt whole in one step. */
+  readonly prefillChunkTokens: number;
+  /** The embedded backend's watchdog on one step of its inference worker. */
+  readonly embeddedStepTimeoutMs: number;
   readonly maxQueue: number;
   readonly maxNewTokensLimit: number;
   readonly defaultMaxNewTokens: number;
@@ -343,6 +375,8 @@ export function loadConfig(env: Env): Config {
     modelRepository: read.string('MODEL_REPOSITORY'),
     modelName,
     maxBatchSize: read.int('MAX_BATCH_SIZE'),
+    prefillChunkTokens: read.int('PREFILL_CHUNK_TOKENS'),
+    embeddedStepTimeoutMs: read.int('EMBEDDED_STEP_TIMEOUT_MS'),
     maxQueue: read.int('MAX_QUEUE'),
     maxNewTokensLimit,
     defaultMaxNewTokens,

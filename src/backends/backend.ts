@@ -17,6 +17,11 @@ export interface BackendDescription {
   readonly vocabSize: number;
   /** Most sequences one step() may carry; 1 when the model has no batch dimension. */
   readonly maxBatchSize: number;
+  /**
+   * Whether step() takes prefill chunks (requests with `wantToken: false`), so that the scheduler
+   * may feed a long prompt over several steps. Absent means no: each prompt arrives whole.
+   */
+  readonly chunkedPrefill?: boolean;
   /** Backend-specific facts worth showing an operator (tensor names, dtypes, wire mode, URL). */
   readonly details: Readonly<Record<string, unknown>>;
 }
@@ -26,9 +31,16 @@ export interface StepRequest {
   readonly sequenceId: number;
   /**
    * The whole sequence so far: prompt plus every token generated. Stateless backends send all
-   * of it; stateful ones send only the tokens they have not seen for this sequence.
+   * of it; stateful ones send only the tokens they have not seen for this sequence. For a
+   * prefill chunk it is the prompt up to the end of the chunk.
    */
   readonly tokens: readonly number[];
+  /**
+   * false for a prefill chunk that does not end the prompt: the backend only extends the
+   * sequence's state with the tokens it has not seen, and its result is undefined. Sent only to
+   * backends whose description says `chunkedPrefill`. Default true.
+   */
+  readonly wantToken?: boolean;
 }
 
 export interface StepResult {
@@ -53,9 +65,10 @@ export interface Backend {
   readiness(): Readiness;
   /**
    * One greedy step for each sequence in the batch (batch.length <= maxBatchSize).
-   * Results are in the order of the batch. Rejects with a BackendError on failure.
+   * Results are in the order of the batch, undefined exactly for the requests with
+   * `wantToken: false`. Rejects with a BackendError on failure.
    */
-  step(batch: readonly StepRequest[], signal?: AbortSignal): Promise<StepResult[]>;
+  step(batch: readonly StepRequest[], signal?: AbortSignal): Promise<(StepResult | undefined)[]>;
   /** Forget a sequence (free its KV cache, end its Triton sequence). Called exactly once per
    * sequence that was stepped, on completion, cancellation and error alike. Never rejects. */
   release(sequenceId: number): Promise<void>;

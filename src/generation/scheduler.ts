@@ -7,9 +7,16 @@
  * that, submit() refuses with QUEUE_FULL (503 + Retry-After). A cancelled generation (client gone)
  * leaves at the next step boundary. drain() refuses new work and resolves once all accepted work
  * has finished (SIGTERM); abortAll() ends whatever is left at the shutdown deadline.
+ *
+ * Chunked prefill (as vLLM's): on a backend that takes prefill chunks, each step feeds at most
+ * `prefillChunkTokens` prompt tokens in all, first come first served, beside one decode token
+ * for every running generation. A long prompt is thus prefilled over several steps and delays
+ * the others' next tokens by at most one chunk per step, instead of freezing them for its whole
+ * prefill; a generation whose prompt gets no budget this step sits it out. Decode tokens do not
+ * count against the budget: a decode step is bound by reading the weights, not by its tokens.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { type Backend, BackendError } from '../backends/backend.js';
+import { type Backend, BackendError, type StepRequest } from '../backends/backend.js';
 import { GatewayError } from '../contract/errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
@@ -26,6 +33,8 @@ export interface SchedulerOptions {
   readonly metrics: GatewayMetrics;
   readonly maxBatchSize: number;
   readonly maxQueue: number;
+  /** Prompt tokens fed per step, over all generations; 0 (the default) feeds prompts whole. */
+  readonly prefillChunkTokens?: number;
   readonly now?: () => number;
 }
 
@@ -41,8 +50,17 @@ interface Job {
   stepped: boolean;
   /** Answered (resolved or rejected): a step that completes afterwards must not answer again. */
   settled: boolean;
+  /** Prompt tokens the backend has been fed (the whole prompt once its prefill is done). */
+  fed: number;
   resolve(outcome: GenerationOutcome): void;
   reject(err: unknown): void;
+}
+
+/** One job's part in a step: what the backend is asked, and the prompt tokens fed after it. */
+interface Planned {
+  readonly job: Job;
+  readonly request: StepRequest;
+  readonly fed: number;
 }
 
 export class Scheduler {
@@ -127,6 +145,7 @@ export class Scheduler {
         sequenceId: this.#nextSequenceId++,
         signal,
         stepped: false,
+        fed: 0,
         settled: false,
         resolve(outcome) {
           if (job.settled) return;
@@ -191,7 +210,7 @@ export class Scheduler {
           if (this.#queue.length === 0) break;
           continue;
         }
-        await this.#step([...this.#active]);
+        await this.#step(this.#plan());
       }
     } finally {
       this.#running = false;
@@ -223,39 +242,72 @@ export class Scheduler {
     }
   }
 
-  async #step(batch: Job[]): Promise<void> {
+  /** This step's request for each active job that takes part, under the prefill budget. */
+  #plan(): Planned[] {
+    const { backend, prefillChunkTokens = 0 } = this.#options;
+    const chunking = backend.description.chunkedPrefill === true && prefillChunkTokens > 0;
+    let budget = chunking ? prefillChunkTokens : Number.POSITIVE_INFINITY;
+    const plan: Planned[] = [];
+    for (const job of this.#active) {
+      const { sequence } = job.generation;
+      const promptLength = job.generation.spec.promptIds.length;
+      if (job.fed >= promptLength) {
+        plan.push({ job, request: { sequenceId: job.sequenceId, tokens: sequence }, fed: job.fed });
+        continue;
+      }
+      const take = Math.min(promptLength - job.fed, budget);
+      // No budget left: this prompt's next chunk waits for the next step.
+      if (take <= 0) continue;
+      budget -= take;
+      const fed = job.fed + take;
+      const request: StepRequest =
+        fed === promptLength
+          ? { sequenceId: job.sequenceId, tokens: sequence }
+          : { sequenceId: job.sequenceId, tokens: sequence.slice(0, fed), wantToken: false };
+      plan.push({ job, request, fed });
+    }
+    return plan;
+  }
+
+  async #step(plan: Planned[]): Promise<void> {
     const { backend, metrics } = this.#options;
     const started = this.#now();
     const abort = this.#stepAbort.signal;
-    for (const job of batch) {
+    for (const { job } of plan) {
       job.generation.markStarted(started);
       job.stepped = true;
     }
     let results: Awaited<ReturnType<Backend['step']>>;
     try {
       results = await backend.step(
-        batch.map((job) => ({ sequenceId: job.sequenceId, tokens: job.generation.sequence })),
+        plan.map((p) => p.request),
         abort,
       );
-      if (results.length !== batch.length) {
+      if (results.length !== plan.length) {
         throw new BackendError(
           'BACKEND_BAD_RESPONSE',
-          `backend returned ${results.length} results for a batch of ${batch.length}`,
+          `backend returned ${results.length} results for a batch of ${plan.length}`,
         );
       }
       const vocabSize = this.#options.tokenizer.vocabSize;
-      const bad = results.find(
-        (r) => !Number.isInteger(r.tokenId) || r.tokenId < 0 || r.tokenId >= vocabSize,
-      );
-      if (bad !== undefined) {
-        throw new BackendError(
-          'BACKEND_BAD_RESPONSE',
-          `backend returned token id ${bad.tokenId}, outside the vocabulary`,
-        );
+      for (const [i, r] of results.entries()) {
+        if (plan[i]!.request.wantToken === false) continue;
+        if (r === undefined) {
+          throw new BackendError(
+            'BACKEND_BAD_RESPONSE',
+            'backend returned no token for a sequence',
+          );
+        }
+        if (!Number.isInteger(r.tokenId) || r.tokenId < 0 || r.tokenId >= vocabSize) {
+          throw new BackendError(
+            'BACKEND_BAD_RESPONSE',
+            `backend returned token id ${r.tokenId}, outside the vocabulary`,
+          );
+        }
       }
     } catch (err) {
       // One failed forward pass fails every generation in it: there is no partial result.
-      for (const job of batch) {
+      for (const { job } of plan) {
         if (!job.settled) metrics.generations.inc({ finish_reason: 'error' });
         await this.#end(job);
         job.reject(err);
@@ -266,13 +318,16 @@ export class Scheduler {
     const stepSeconds = (now - started) / 1000;
     const { kind, variant } = backend.description;
     metrics.backendStep.observe({ backend: kind, variant }, stepSeconds);
-    metrics.batchSize.observe(batch.length);
-    metrics.generatedTokens.inc(batch.length);
-    for (const [i, job] of batch.entries()) {
+    metrics.batchSize.observe(plan.length);
+    let generated = 0;
+    for (const [i, { job, request, fed }] of plan.entries()) {
+      job.fed = fed;
       // Ended by abortAll() during the step: no token after its error; released at the boundary.
       if (job.settled) continue;
-      const result = results[i]!;
-      const token = job.generation.accept(result, now - started, now);
+      // A prefill chunk that does not end its prompt produces no token.
+      if (request.wantToken === false) continue;
+      generated++;
+      const token = job.generation.accept(results[i]!, now - started, now);
       if (token.index === 0) metrics.timeToFirstToken.observe(token.sincePreviousMs / 1000);
       else metrics.timePerOutputToken.observe(token.sincePreviousMs / 1000);
       if (job.generation.finished) {
@@ -283,6 +338,7 @@ export class Scheduler {
         job.resolve(outcome);
       }
     }
+    metrics.generatedTokens.inc(generated);
   }
 
   /** Removes an active job and frees its backend state (exactly once per stepped sequence). */

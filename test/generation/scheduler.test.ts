@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import { Registry } from 'prom-client';
-import { BackendError } from '../../src/backends/backend.js';
+import { BackendError, type StepRequest } from '../../src/backends/backend.js';
 import { GatewayError } from '../../src/contract/errors.js';
 import type { GenerationSpec } from '../../src/generation/generation.js';
 import { GenerationCancelledError, Scheduler } from '../../src/generation/scheduler.js';
@@ -136,6 +136,82 @@ test('drain refuses new work and waits for accepted work', async () => {
   open();
   await Promise.all([running, queued, draining]);
   assert.equal(drained, true);
+});
+
+/** A toy that takes prefill chunks and records every request it gets. */
+class ChunkingToy extends ToyBackend {
+  constructor() {
+    super({ chunkedPrefill: true });
+  }
+  readonly requests: StepRequest[][] = [];
+  override step(batch: readonly StepRequest[]) {
+    this.requests.push(batch.map((r) => ({ ...r, tokens: [...r.tokens] })));
+    return super.step(batch);
+  }
+}
+
+test('chunked prefill: at most the budget of prompt tokens per step, beside the running decodes', async () => {
+  const backend = new ChunkingToy();
+  const metrics = createGatewayMetrics(new Registry());
+  const scheduler = new Scheduler({
+    backend,
+    tokenizer,
+    metrics,
+    maxBatchSize: 4,
+    maxQueue: 4,
+    prefillChunkTokens: 4,
+  });
+  const short = [5, 6];
+  const long = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+  const [a, b] = await Promise.all([
+    scheduler.submit(spec(short, 5)),
+    scheduler.submit(spec(long, 3)),
+  ]);
+  // Chunk results are never taken as tokens: both continue exactly as unchunked.
+  assert.deepEqual(
+    a.tokens.map((t) => t.id),
+    greedy(short, 5),
+  );
+  assert.deepEqual(
+    b.tokens.map((t) => t.id),
+    greedy(long, 3),
+  );
+  const shape = backend.requests.map((batch) =>
+    batch.map((r) => `${r.sequenceId}:${r.tokens.length}${r.wantToken === false ? '~' : ''}`),
+  );
+  // Step 1: the short prompt whole (2 tokens) and 2 of the long one's; then the short one decodes
+  // beside each 4-token chunk, until the long prompt's last chunk asks for its first token.
+  assert.deepEqual(shape.slice(0, 4), [
+    ['1:2', '2:2~'],
+    ['1:3', '2:6~'],
+    ['1:4', '2:10'],
+    ['1:5', '2:11'],
+  ]);
+  assert.deepEqual(
+    backend.requests[1]![1]!.tokens,
+    long.slice(0, 6),
+    'a chunk is the prompt up to its end',
+  );
+});
+
+test('a backend without chunked prefill gets every prompt whole', async () => {
+  const backend = new ToyBackend();
+  const metrics = createGatewayMetrics(new Registry());
+  const scheduler = new Scheduler({
+    backend,
+    tokenizer,
+    metrics,
+    maxBatchSize: 4,
+    maxQueue: 4,
+    prefillChunkTokens: 4,
+  });
+  const long = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+  const outcome = await scheduler.submit(spec(long, 2));
+  assert.deepEqual(
+    outcome.tokens.map((t) => t.id),
+    greedy(long, 2),
+  );
+  assert.equal(backend.steps.length, 2);
 });
 
 test('abortAll at the deadline answers every generation at once, and a step that lands afterwards answers nobody twice', async () => {

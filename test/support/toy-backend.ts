@@ -18,6 +18,8 @@ export interface ToyOptions {
   next?: (tokens: readonly number[]) => number;
   contextLength?: number;
   maxBatchSize?: number;
+  /** Say the toy takes prefill chunks (it answers them like any step; the scheduler ignores it). */
+  chunkedPrefill?: boolean;
   ready?: boolean;
 }
 
@@ -49,6 +51,7 @@ export class ToyBackend implements Backend {
       contextLength: options.contextLength ?? 1024,
       vocabSize: 50257,
       maxBatchSize: options.maxBatchSize ?? 64,
+      ...(options.chunkedPrefill === undefined ? {} : { chunkedPrefill: options.chunkedPrefill }),
       details: { toy: true },
     };
   }

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import type { CreatedBackend } from '../created-backend.js';
 import { DEFAULT_MODEL_NAME, ensureDefaultModel, RANDOM_WEIGHTS_NOTICE } from './default-model.js';
-import { EmbeddedBackend } from './embedded-backend.js';
+import { WorkerBackend } from './worker-backend.js';
 
 /** Triton's rule: serve the highest numeric version directory that holds model.onnx. */
 async function latestVersionFile(modelDir: string): Promise<string> {
@@ -32,23 +32,25 @@ export async function createEmbeddedBackend(
 ): Promise<CreatedBackend> {
   const repository = config.modelRepository;
   const maxBatchSize = config.maxBatchSize;
+  // Inference runs in a worker thread: onnxruntime-node's session.run blocks its caller.
+  const common = { maxBatchSize, stepTimeoutMs: config.embeddedStepTimeoutMs, logger };
   if (config.modelName !== undefined) {
     const modelDir = join(repository, config.modelName);
-    const backend = new EmbeddedBackend({
+    const backend = new WorkerBackend({
       modelFile: () => latestVersionFile(modelDir),
       modelName: config.modelName,
-      maxBatchSize,
+      ...common,
     });
     return { backend, model: { randomWeights: false } };
   }
   const modelFile = join(repository, DEFAULT_MODEL_NAME, '1', 'model.onnx');
-  const backend = new EmbeddedBackend({
+  const backend = new WorkerBackend({
     modelFile: async () => {
       await ensureDefaultModel(repository, modelFile, logger);
       return modelFile;
     },
     modelName: DEFAULT_MODEL_NAME,
-    maxBatchSize,
+    ...common,
   });
   return { backend, model: { randomWeights: true, notice: RANDOM_WEIGHTS_NOTICE } };
 }

@@ -1,10 +1,12 @@
 /**
- * The embedded backend: the same ONNX model file Triton serves, run in-process by
- * onnxruntime-node. It learns the model from its metadata through understandSignature
+ * The embedded backend's engine: the same ONNX model file Triton serves, run by onnxruntime-node
+ * on the calling thread. The gateway runs it inside its inference worker (worker-backend.ts),
+ * since session.run blocks that thread; tests and benches also drive it directly. It learns the model from its metadata through understandSignature
  * (src/contract/signature.ts), the one place that knows model interfaces, and drives every
  * variant:
  * - `kv` (default): the prompt is prefilled once per sequence, then each step feeds only the new
- *   token with that sequence's KV cache. Decode steps of several sequences are batched into one
+ *   token with that sequence's KV cache; a prompt may also come in chunks (wantToken: false), each
+ *   extending the cache. Decode steps of several sequences are batched into one
  *   session.run — pasts left-padded to a common length, padding masked out with attention_mask
  *   zeros and positions given explicitly (the Optimum convention allows this) — so that on CPU
  *   the weights are read once per step for all of them. The runs are in kv-steps.ts, the caches
@@ -44,6 +46,9 @@ export interface EmbeddedBackendOptions {
   readonly batchDecode?: boolean;
   /** onnxruntime intra-op threads; default: onnxruntime's (all cores). */
   readonly intraOpNumThreads?: number;
+  /** Whether idle intra-op threads spin for work (onnxruntime's session.intra_op.allow_spinning);
+   * default onnxruntime's (yes). */
+  readonly intraOpSpinning?: boolean;
 }
 
 export class EmbeddedBackend implements Backend {
@@ -81,6 +86,13 @@ export class EmbeddedBackend implements Backend {
       ...(this.#options.intraOpNumThreads === undefined
         ? {}
         : { intraOpNumThreads: this.#options.intraOpNumThreads }),
+      ...(this.#options.intraOpSpinning === undefined
+        ? {}
+        : {
+            extra: {
+              session: { intra_op: { allow_spinning: this.#options.intraOpSpinning ? '1' : '0' } },
+            },
+          }),
     });
     const batch = this.#options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
     this.#signature = signature;
@@ -96,6 +108,8 @@ export class EmbeddedBackend implements Backend {
       contextLength: this.#options.contextLength ?? GPT2_CONTEXT_LENGTH,
       vocabSize: signature.vocabSize ?? GPT2_VOCAB_SIZE,
       maxBatchSize: signature.batchDimension ? batch : 1,
+      // A kv cache can be extended chunk by chunk; a stateless model reruns the whole sequence.
+      chunkedPrefill: signature.variant === 'kv',
       details: {
         runtime: `onnxruntime-node ${ort.env.versions.common}`,
         modelFile,
@@ -118,7 +132,7 @@ export class EmbeddedBackend implements Backend {
       : { ready: false, reason: this.#state };
   }
 
-  async step(batch: readonly StepRequest[]): Promise<StepResult[]> {
+  async step(batch: readonly StepRequest[]): Promise<(StepResult | undefined)[]> {
     const session = this.#session;
     const signature = this.#signature;
     if (session === undefined || signature === undefined) {
@@ -127,7 +141,9 @@ export class EmbeddedBackend implements Backend {
     try {
       return signature.variant === 'kv' && this.#cache !== undefined
         ? await stepKv(session, signature, this.#cache, batch, this.#batchTogether)
-        : await this.#stepStateless(session, signature, batch);
+        : (await this.#stepStateless(session, signature, batch)).map((result, b) =>
+            batch[b]?.wantToken === false ? undefined : result,
+          );
     } catch (err) {
       if (err instanceof BackendError) throw err;
       throw new BackendError('BACKEND_ERROR', `onnxruntime failed: ${String(err)}`, { cause: err });

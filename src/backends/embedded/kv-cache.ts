@@ -9,8 +9,10 @@
  *   its real positions last. sliceRow() cuts one row back out; padRows() builds such a tensor.
  *
  * While the same sequences keep decoding together (the common case between arrivals and
- * departures), the group's presents are fed back as the next pasts with no copying; only a change
- * of membership gives every member its own cache again (dissolve) and forms a new group.
+ * departures), the group's presents are fed back as the next pasts with no copying. A change of
+ * membership builds the new group in one copy, each row straight from the old group's presents or
+ * from a newcomer's own cache; only a step with no batched decode gives every member its own
+ * cache again (dissolve).
  */
 import * as ort from 'onnxruntime-node';
 import { BackendError } from '../backend.js';
@@ -164,19 +166,40 @@ export class KvCache {
     });
   }
 
-  /** Dissolves the decode group unless its members are exactly `ids` (in order). */
+  /**
+   * Prepares the decode group for a step whose batched decode is `ids` (undefined: none). With no
+   * batched decode the group is dissolved (every member gets its own cache back). Otherwise only
+   * live members that leave take their rows out now, so that a step can run them alone; the
+   * remaining members are regrouped by groupPast in one copy.
+   */
   keepGroupOnlyFor(ids: readonly number[] | undefined): void {
     const group = this.#group;
-    if (group !== undefined && (ids === undefined || !sameIds(group.ids, ids))) this.#dissolve();
+    if (group === undefined) return;
+    if (ids === undefined) {
+      this.#detach(group, group.ids);
+      this.#group = undefined;
+    } else if (!sameIds(group.ids, ids)) {
+      this.#detach(
+        group,
+        group.ids.filter((id) => !ids.includes(id)),
+      );
+    }
   }
 
-  /** The pasts for a batched decode of `ids`: the group's, formed from own caches if new. */
+  /**
+   * The pasts for a batched decode of `ids`: the group's as they are while its members are
+   * unchanged (no copy). When they change, the new group is built in one copy per past, each row
+   * taken straight from where its cache is — a row of the old group or a cache of its own —
+   * rather than dissolving the old group first (which would copy every surviving row twice).
+   */
   groupPast(ids: readonly number[]): {
     readonly past: readonly ort.Tensor[];
     readonly width: number;
   } {
+    const group = this.#group;
+    if (group !== undefined && sameIds(group.ids, ids)) return group;
     this.keepGroupOnlyFor(ids);
-    this.#group ??= this.#form(ids);
+    this.#group = this.#form(ids, group);
     return this.#group;
   }
 
@@ -193,39 +216,68 @@ export class KvCache {
     });
   }
 
-  #form(ids: readonly number[]): DecodeGroup {
+  #form(ids: readonly number[], old: DecodeGroup | undefined): DecodeGroup {
     const { nHead, headDim, pastCount } = this.#shape;
-    const caches = ids.map((id) => {
+    const oldData = old === undefined ? undefined : this.#groupData(old);
+    // Where each row's positions are: a row of the old group (left-padded to its width) or an
+    // own cache (row 0, exactly its length wide).
+    const sources = ids.map((id) => {
       const cache = this.#caches.get(id);
+      if (cache?.kind === 'group' && old !== undefined && oldData !== undefined) {
+        const row = old.ids.indexOf(id);
+        if (row === -1) throw new Error(`sequence ${id} is not in the decode group`);
+        return { data: (i: number) => oldData[i]!, row, width: old.width, length: cache.length };
+      }
       if (cache?.kind !== 'own') throw new Error(`sequence ${id} has no cache of its own to group`);
-      return cache;
+      return {
+        data: (i: number) => floatData(cache.past[i], 'past'),
+        row: 0,
+        width: cache.length,
+        length: cache.length,
+      };
     });
-    const width = Math.max(...caches.map((c) => c.length));
-    const past = Array.from({ length: pastCount }, (_, i) =>
-      padRows(
-        caches.map((c) => ({ data: floatData(c.past[i], 'past'), length: c.length })),
-        { nHead, width, headDim },
-      ),
-    );
+    const width = Math.max(...sources.map((c) => c.length));
+    const past = Array.from({ length: pastCount }, (_, i) => {
+      const padded = new Float32Array(ids.length * nHead * width * headDim);
+      sources.forEach((source, b) => {
+        const data = source.data(i);
+        const n = source.length * headDim;
+        for (let h = 0; h < nHead; h++) {
+          const from =
+            ((source.row * nHead + h) * source.width + source.width - source.length) * headDim;
+          padded.set(
+            data.subarray(from, from + n),
+            ((b * nHead + h) * width + width - source.length) * headDim,
+          );
+        }
+      });
+      return new ort.Tensor('float32', padded, [ids.length, nHead, width, headDim]);
+    });
     return { ids, past, width };
   }
 
-  /** Gives every live member of the decode group its own cache again, and forgets the group. */
-  #dissolve(): void {
-    const group = this.#group;
-    this.#group = undefined;
-    if (group === undefined) return;
+  /** The group's pasts as FP32 data, checked against its shape. */
+  #groupData(group: DecodeGroup): Float32Array[] {
     const { nHead, headDim } = this.#shape;
-    const width = group.width;
     const data = group.past.map((t) => floatData(t, 'present'));
-    if (data.some((d) => d.length !== group.ids.length * nHead * width * headDim)) {
+    if (data.some((d) => d.length !== group.ids.length * nHead * group.width * headDim)) {
       throw new BackendError('BACKEND_BAD_RESPONSE', 'present tensors have an unexpected size');
     }
-    group.ids.forEach((id, b) => {
-      const cache = this.#caches.get(id);
-      if (cache?.kind !== 'group') return;
-      const past = data.map((d) => sliceRow(d, b, cache.length, { nHead, width, headDim }));
-      this.#caches.set(id, { kind: 'own', past, length: cache.length });
-    });
+    return data;
+  }
+
+  /** Gives the live ones of `leaving` (members of `group`) their own caches again. */
+  #detach(group: DecodeGroup, leaving: readonly number[]): void {
+    const live = leaving.filter((id) => this.#caches.get(id)?.kind === 'group');
+    if (live.length === 0) return;
+    const { nHead, headDim } = this.#shape;
+    const width = group.width;
+    const data = this.#groupData(group);
+    for (const id of live) {
+      const b = group.ids.indexOf(id);
+      const length = (this.#caches.get(id) as GroupCache).length;
+      const past = data.map((d) => sliceRow(d, b, length, { nHead, width, headDim }));
+      this.#caches.set(id, { kind: 'own', past, length });
+    }
   }
 }

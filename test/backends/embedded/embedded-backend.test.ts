@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildApp } from '../../../src/app.js';
+import type { StepRequest } from '../../../src/backends/backend.js';
 import { EmbeddedBackend } from '../../../src/backends/embedded/embedded-backend.js';
 import type { ModelVariant } from '../../../src/contract/model.js';
 import { buildOnnxModel } from '../../../src/model/build.js';
@@ -56,7 +57,14 @@ after(() => rm(dir, { recursive: true, force: true }));
 
 async function completions(
   name: string,
-  options: { batchDecode?: boolean; maxBatchSize?: string } = {},
+  options: {
+    batchDecode?: boolean;
+    maxBatchSize?: string;
+    prefillChunkTokens?: string;
+    prompts?: readonly string[];
+    /** Sees every step's requests. */
+    onStep?: (batch: readonly StepRequest[]) => void;
+  } = {},
 ): Promise<number[][]> {
   const backend = new EmbeddedBackend({
     modelFile: files.get(name)!,
@@ -65,12 +73,21 @@ async function completions(
     ...(options.batchDecode === undefined ? {} : { batchDecode: options.batchDecode }),
   });
   await backend.init();
-  const app = await buildApp(testConfig({ MAX_BATCH_SIZE: options.maxBatchSize ?? '8' }), {
-    backend,
-  });
+  const step = backend.step.bind(backend);
+  backend.step = (batch) => {
+    options.onStep?.(batch);
+    return step(batch);
+  };
+  const app = await buildApp(
+    testConfig({
+      MAX_BATCH_SIZE: options.maxBatchSize ?? '8',
+      PREFILL_CHUNK_TOKENS: options.prefillChunkTokens ?? '0',
+    }),
+    { backend },
+  );
   try {
     // Concurrent requests: they are stepped together in one batch.
-    return (await completeConcurrently(app, PROMPTS, NEW_TOKENS)).map((body) => {
+    return (await completeConcurrently(app, options.prompts ?? PROMPTS, NEW_TOKENS)).map((body) => {
       for (const t of body.tokens) assert.ok(t.logprob <= 0 && Number.isFinite(t.logprob));
       return body.tokens.map((t) => t.id);
     });
@@ -95,6 +112,51 @@ test('batched KV decoding gives the same tokens as one sequence at a time', asyn
   assert.deepEqual(
     await completions('kv', { batchDecode: true }),
     await completions('kv', { batchDecode: false }),
+  );
+});
+
+test('chunked prefill gives the same tokens as whole prompts, with decodes between the chunks', async () => {
+  // Prompts of 2 to about 40 tokens: under small budgets the short ones decode while the long
+  // ones are still being fed, chunks split them unevenly and batched prefills are left-padded.
+  const prompts = [
+    'Hello world',
+    'I love Artificial Intelligence because it reads every word of a long prompt',
+    'I enjoy working in Seldon and more',
+    'A much longer prompt, one that takes many chunks to feed: the quick brown fox jumps over the lazy dog, twice over, and then some',
+  ];
+  const reference = await completions('kv', { prompts });
+  for (const name of ['kv', 'kv-fused', 'kv-full']) {
+    for (const chunk of ['1', '3', '7', '16']) {
+      let chunks = 0;
+      let decodesBesideChunks = 0;
+      const ids = await completions(name, {
+        prompts,
+        prefillChunkTokens: chunk,
+        onStep: (batch) => {
+          const partial = batch.filter((r) => r.wantToken === false).length;
+          chunks += partial;
+          if (partial > 0 && partial < batch.length) decodesBesideChunks++;
+        },
+      });
+      assert.deepEqual(ids, reference, `${name}, PREFILL_CHUNK_TOKENS ${chunk}`);
+      assert.ok(chunks > 0, `${name}, ${chunk}: some prompt was fed in chunks`);
+      assert.ok(decodesBesideChunks > 0, `${name}, ${chunk}: other sequences stepped beside them`);
+    }
+  }
+});
+
+test('a decode row far longer than the others runs outside the group, with the same tokens', async () => {
+  // About 400 tokens beside prompts of 2 to 8: more than 4× the median and over 256 positions,
+  // so the long one decodes alone while the short ones decode as a group.
+  const prompts = [
+    'Hello world',
+    'The weather today is fine. '.repeat(70),
+    'I love Artificial Intelligence',
+    'I enjoy working in Seldon',
+  ];
+  assert.deepEqual(
+    await completions('kv', { prompts, batchDecode: true }),
+    await completions('kv', { prompts, batchDecode: false }),
   );
 });
 
@@ -169,6 +231,7 @@ test('the backend describes the model it loaded', async () => {
     contextLength: 1024,
     vocabSize: 50257,
     maxBatchSize: 64,
+    chunkedPrefill: true,
   });
   assert.equal(details.batchDecode, true);
   assert.deepEqual(backend.readiness(), { ready: true });

@@ -159,6 +159,37 @@ describe('KvCache', () => {
     assert.deepEqual(cache.groupIds, [2, 3]);
   });
 
+  it('a change of members regroups in one copy: rows from the old group and from own caches', () => {
+    const cache = new KvCache(shape);
+    cache.storeRows([1, 2], [2, 3], [batch([2, 3], 3), batch([2, 3], 3)], 3);
+    cache.groupPast([1, 2]);
+    const presents = [0, 1].map(
+      () => new ort.Tensor('float32', batch([3, 4], 4), [2, nHead, 4, headDim]),
+    );
+    cache.advanceGroup([1, 2], presents, [2, 3]);
+    // Sequence 3 arrives with a cache of its own; sequence 1, still alive, leaves the group.
+    cache.storeRows([3], [2], [batch([2], 2), batch([2], 2)], 2);
+    const regrouped = cache.groupPast([2, 3]);
+    assert.deepEqual(cache.groupIds, [2, 3]);
+    assert.equal(regrouped.width, 4);
+    // Row 0: sequence 2's four positions (row 1 of the old group); row 1: sequence 3's two,
+    // left-padded with zeros to the width.
+    const expected: number[] = [];
+    for (const [source, length] of [
+      [1, 4],
+      [0, 2],
+    ] as const) {
+      for (let h = 0; h < nHead; h++)
+        for (let p = 0; p < 4; p++)
+          for (let d = 0; d < headDim; d++)
+            expected.push(p < 4 - length ? 0 : value(source, h, p - (4 - length), d));
+    }
+    assert.deepEqual(floats(regrouped.past[1]), expected);
+    // The member that left has its own cache again, exactly its three positions.
+    assert.equal(cache.length(1), 3);
+    assert.deepEqual(floats(cache.own(1).past[0]), own(0, 3));
+  });
+
   it('presents of the wrong size are a bad response, not a misread cache', () => {
     const cache = groupOfTwo();
     const short = new ort.Tensor('float32', new Float32Array(3), [1, 1, 1, 3]);
