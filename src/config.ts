@@ -78,6 +78,21 @@ export const SETTINGS = {
     max: 1_000_000,
     note: '0 = whole prompts',
   },
+  /**
+   * Bound on the sum of prompt + max_new_tokens over the generations running at once: the tokens
+   * their KV caches may hold. The embedded gpt2 keeps 72 KiB per token per cache copy and up to
+   * ~4 copies at a step's peak, so 8192 tokens (eight full 1024-token contexts) is ~2.3 GiB of
+   * KV at worst; 16 generations of ~900-token prompts unbounded peaked at 6.25 GiB RSS (`npm run
+   * soak`). Short requests never meet it. The next queued generation waits until it fits.
+   */
+  MAX_BATCH_TOTAL_TOKENS: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 8192,
+    min: 0,
+    max: 100_000_000,
+    note: '0 = no bound',
+  },
   /** Embedded backend: a step running longer counts as a hung inference worker (restarted). */
   EMBEDDED_STEP_TIMEOUT_MS: {
     group: 'gateway',
@@ -257,6 +272,7 @@ export interface Config {
   readonly maxBatchSize: number;
   /** Prompt tokens fed per step in all; 0 feeds every prompt whole in one step. */
   readonly prefillChunkTokens: number;
+  readonly maxBatchTotalTokens: number;
   /** The embedded backend's watchdog on one step of its inference worker. */
   readonly embeddedStepTimeoutMs: number;
   readonly maxQueue: number;
@@ -376,6 +392,7 @@ export function loadConfig(env: Env): Config {
     modelName,
     maxBatchSize: read.int('MAX_BATCH_SIZE'),
     prefillChunkTokens: read.int('PREFILL_CHUNK_TOKENS'),
+    maxBatchTotalTokens: read.int('MAX_BATCH_TOTAL_TOKENS'),
     embeddedStepTimeoutMs: read.int('EMBEDDED_STEP_TIMEOUT_MS'),
     maxQueue: read.int('MAX_QUEUE'),
     maxNewTokensLimit,

@@ -35,6 +35,12 @@ export interface SchedulerOptions {
   readonly maxQueue: number;
   /** Prompt tokens fed per step, over all generations; 0 (the default) feeds prompts whole. */
   readonly prefillChunkTokens?: number;
+  /**
+   * Bound on the sum of (prompt + max_new_tokens) over the active generations: what their KV
+   * caches can grow to. The next queued generation waits (in order) until it fits; one alone is
+   * always admitted. 0 or absent: no bound beyond maxBatchSize.
+   */
+  readonly maxBatchTotalTokens?: number;
   readonly now?: () => number;
 }
 
@@ -222,9 +228,15 @@ export class Scheduler {
   }
 
   #admit(): void {
+    const budget = this.#options.maxBatchTotalTokens ?? 0;
+    let tokens = 0;
+    for (const job of this.#active) tokens += reservedTokens(job);
     while (this.#active.length < this.maxBatchSize && this.#queue.length > 0) {
-      const job = this.#queue.shift()!;
-      this.#active.push(job);
+      const next = reservedTokens(this.#queue[0]!);
+      // In order, never skipping ahead: a long generation is not starved by short ones behind it.
+      if (budget > 0 && this.#active.length > 0 && tokens + next > budget) break;
+      this.#active.push(this.#queue.shift()!);
+      tokens += next;
     }
     this.#updateGauges();
   }
@@ -380,4 +392,9 @@ export class Scheduler {
     this.#options.metrics.inFlight.set(this.#active.length);
     this.#options.metrics.queued.set(this.#queue.length);
   }
+}
+
+/** The most tokens a generation's sequence can hold: its prompt plus every token it may add. */
+function reservedTokens(job: Job): number {
+  return job.generation.spec.promptIds.length + job.generation.spec.maxNewTokens;
 }

@@ -302,3 +302,45 @@ test('submitAll during a drain refuses with SHUTTING_DOWN before queueing anythi
   );
   assert.equal(scheduler.queuedCount, 0);
 });
+
+test('maxBatchTotalTokens admits in order while prompt + max_new_tokens of the batch fit; one alone always runs', async () => {
+  const backend = new ToyBackend();
+  const metrics = createGatewayMetrics(new Registry());
+  const scheduler = new Scheduler({
+    backend,
+    tokenizer,
+    metrics,
+    maxBatchSize: 8,
+    maxQueue: 8,
+    maxBatchTotalTokens: 10,
+  });
+  // Reservations 1+5, 2+2, 1+2, then 4+9 (over the budget on its own).
+  const outcomes = await Promise.all([
+    scheduler.submit(spec([1], 5)),
+    scheduler.submit(spec([2, 3], 2)),
+    scheduler.submit(spec([4], 2)),
+    scheduler.submit(spec([5, 6, 7, 8], 9)),
+  ]);
+  assert.deepEqual(
+    outcomes.map((o) => o.tokens.length),
+    [5, 2, 2, 9],
+  );
+  // 6 + 4 fit in 10; the third (3) waits until the second leaves, and the fourth (13) runs alone
+  // once the batch is empty, never ahead of the third.
+  assert.deepEqual(backend.steps, [
+    [1, 2],
+    [1, 2],
+    [1, 3],
+    [1, 3],
+    [1],
+    [4],
+    [4],
+    [4],
+    [4],
+    [4],
+    [4],
+    [4],
+    [4],
+    [4],
+  ]);
+});
