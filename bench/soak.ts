@@ -20,7 +20,7 @@ import { pino } from 'pino';
 import { Pool } from 'undici';
 import { buildApp } from '../src/app.js';
 import { DEFAULT_MODEL_NAME, ensureDefaultModel } from '../src/backends/embedded/default-model.js';
-import { EmbeddedBackend } from '../src/backends/embedded/embedded-backend.js';
+import { WorkerBackend } from '../src/backends/embedded/worker-backend.js';
 import { loadConfig } from '../src/config.js';
 import { loadGpt2Tokenizer } from '../src/tokenizer/gpt2-tokenizer.js';
 
@@ -63,6 +63,7 @@ Steady open-loop load (request i is sent at i / rate, whatever the answers) unti
                       --duration, at most 60)
   --url URL           load a running gateway instead of starting one in this process
   --max-batch-size N  in-process gateway: MAX_BATCH_SIZE (default the gateway's)
+  --max-batch-total-tokens N  in-process gateway: MAX_BATCH_TOTAL_TOKENS (0 = no bound)
   --max-queue N       in-process gateway: MAX_QUEUE (default the gateway's)
   --repo DIR          in-process gateway: model repository (default ./models)
 `;
@@ -173,6 +174,7 @@ async function inProcessGateway(values: {
   repo: string;
   'max-batch-size'?: string;
   'max-queue'?: string;
+  'max-batch-total-tokens'?: string;
 }): Promise<Target> {
   const log = pino({ level: 'warn' });
   const modelFile = join(values.repo, DEFAULT_MODEL_NAME, '1', 'model.onnx');
@@ -180,8 +182,17 @@ async function inProcessGateway(values: {
   const env: Record<string, string> = { RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn' };
   if (values['max-batch-size'] !== undefined) env.MAX_BATCH_SIZE = values['max-batch-size'];
   if (values['max-queue'] !== undefined) env.MAX_QUEUE = values['max-queue'];
+  if (values['max-batch-total-tokens'] !== undefined) {
+    env.MAX_BATCH_TOTAL_TOKENS = values['max-batch-total-tokens'];
+  }
   const config = loadConfig(env);
-  const backend = new EmbeddedBackend({ modelFile, modelName: DEFAULT_MODEL_NAME });
+  // As `serve` runs it: inference in a worker thread (its memory is this process's RSS too).
+  const backend = new WorkerBackend({
+    modelFile,
+    modelName: DEFAULT_MODEL_NAME,
+    maxBatchSize: config.maxBatchSize,
+    stepTimeoutMs: config.embeddedStepTimeoutMs,
+  });
   await backend.init();
   const app = await buildApp(config, { backend });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -190,7 +201,7 @@ async function inProcessGateway(values: {
   return {
     url: `http://127.0.0.1:${port}`,
     rss: async () => process.memoryUsage().rss,
-    describe: `in-process, embedded ${DEFAULT_MODEL_NAME}, MAX_BATCH_SIZE ${config.maxBatchSize}, MAX_QUEUE ${config.maxQueue}`,
+    describe: `in-process, embedded ${DEFAULT_MODEL_NAME}, MAX_BATCH_SIZE ${config.maxBatchSize}, MAX_QUEUE ${config.maxQueue}, MAX_BATCH_TOTAL_TOKENS ${config.maxBatchTotalTokens}`,
     async close() {
       await app.close();
       await backend.close();
@@ -297,6 +308,7 @@ async function main(): Promise<number> {
       url: { type: 'string' },
       'max-batch-size': { type: 'string' },
       'max-queue': { type: 'string' },
+      'max-batch-total-tokens': { type: 'string' },
       repo: { type: 'string', default: './models' },
       help: { type: 'boolean', short: 'h' },
     },
