@@ -225,7 +225,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   if (metricsServer === undefined) await app.register(metricsRoute, { registry });
   await app.register(tokenizeRoute, { tokenizer: promptTokenizer, rateLimit: limit });
-  await app.register(completeRoutes, {
+  // /complete and /v1/completions: two wire formats over the same generation machinery.
+  const generation = {
     backend,
     tokenizer: promptTokenizer,
     scheduler,
@@ -234,17 +235,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     defaultMaxNewTokens: config.defaultMaxNewTokens,
     rateLimit: limit,
     now,
-  });
-  await app.register(openAICompletionsRoutes, {
-    backend,
-    tokenizer: promptTokenizer,
-    scheduler,
-    metrics,
-    maxNewTokensLimit: config.maxNewTokensLimit,
-    defaultMaxNewTokens: config.defaultMaxNewTokens,
-    rateLimit: limit,
-    now,
-  });
+  };
+  await app.register(completeRoutes, generation);
+  await app.register(openAICompletionsRoutes, generation);
   await app.register(openAIModelsRoutes, { backend, created: Math.floor(Date.now() / 1000) });
   await app.register(playgroundRoutes);
   await app.ready();
