@@ -830,3 +830,41 @@ test('auth.existingSecret mounts the keys file read-only and sets API_KEYS_FILE;
     false,
   );
 });
+
+test("the model Job's pod is selected by none of the gateway's selectors (Service, PDB, NetworkPolicy)", async () => {
+  const objects = await render({ valuesFiles: ['everything-on-values.yaml'] });
+  const jobPod = at(one(objects, 'Job'), 'spec', 'template', 'metadata', 'labels') as Record<
+    string,
+    string
+  >;
+  const gatewayPod = at(
+    one(objects, 'Deployment'),
+    'spec',
+    'template',
+    'metadata',
+    'labels',
+  ) as Record<string, string>;
+  const selects = (selector: Record<string, string>, labels: Record<string, string>) =>
+    Object.entries(selector).every(([key, value]) => labels[key] === value);
+  const selectors: [string, Record<string, string>][] = [
+    ['Service', at(one(objects, 'Service'), 'spec', 'selector') as Record<string, string>],
+    [
+      'PodDisruptionBudget',
+      at(one(objects, 'PodDisruptionBudget'), 'spec', 'selector', 'matchLabels') as Record<
+        string,
+        string
+      >,
+    ],
+    [
+      'NetworkPolicy',
+      at(one(objects, 'NetworkPolicy'), 'spec', 'podSelector', 'matchLabels') as Record<
+        string,
+        string
+      >,
+    ],
+  ];
+  for (const [kind, selector] of selectors) {
+    assert.equal(selects(selector, gatewayPod), true, `${kind} selects the gateway`);
+    assert.equal(selects(selector, jobPod), false, `${kind} must not select the model Job's pod`);
+  }
+});
