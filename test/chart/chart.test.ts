@@ -203,12 +203,19 @@ test('the gateway is configured to find and follow its own SeldonDeployment', as
     RATE_LIMIT_WINDOW_MS: '60000',
     BODY_LIMIT_BYTES: '65536',
     SHUTDOWN_TIMEOUT_MS: '30000',
+    REQUEST_TIMEOUT_MS: '30000',
+    KEEP_ALIVE_TIMEOUT_MS: '75000',
+    MAX_CONNECTIONS: '1024',
+    MAX_BATCH_TOTAL_TOKENS: '8192',
     // No TRITON_URL: the gateway finds Triton through the SeldonDeployment (binary wire:
     // <sdep>-<predictor>-<graph>:9000, see docs/triton-notes.md, 'Seldon Core v1 executor') and
     // follows its status for readiness.
     TRITON_WIRE: 'binary',
     TRITON_TIMEOUT_MS: '30000',
     TRITON_CONNECTIONS: '16',
+    TRITON_HEALTH_INTERVAL_MS: '2000',
+    TRITON_HEALTH_TIMEOUT_MS: '2000',
+    TRITON_HEALTH_FAILURES: '2',
     SELDON_DEPLOYMENT: sdep.metadata.name,
     SELDON_NAMESPACE: 'default',
     SELDON_PREDICTOR: 'default',
