@@ -42,9 +42,10 @@ export type TokenizerPoolErrorCode =
   | 'TOKENIZER_CLOSED';
 
 /**
- * Why the pool did not encode a text. The code is stable: TOKENIZER_BUSY (queue full: retry
- * later, HTTP 503), TOKENIZER_WORKER_FAILED (the worker died or cannot start: HTTP 503),
- * TOKENIZER_CLOSED (the pool is shutting down: HTTP 503).
+ * Why the pool did not encode a text. The code is stable; prompt-tokenizer.ts turns it into the
+ * gateway's answer: TOKENIZER_BUSY (queue full: 503 QUEUE_FULL, retry later),
+ * TOKENIZER_WORKER_FAILED (the worker died or cannot start: 500 INTERNAL_ERROR),
+ * TOKENIZER_CLOSED (the pool is shutting down: 503 SHUTTING_DOWN).
  */
 export class TokenizerPoolError extends Error {
   override readonly name = 'TokenizerPoolError';
