@@ -21,7 +21,7 @@ export interface AdmissionLimits {
 }
 
 /** The two tokenizer calls admission needs. */
-export interface PromptTokenizer {
+export interface AdmissionTokenizer {
   /** A lower bound of encode(text).length, far cheaper than encoding. */
   minTokenCount(text: string): number;
   encode(text: string): number[] | Promise<number[]>;
@@ -36,7 +36,7 @@ export interface Admitted {
 export async function admitCompletion(
   request: AdmissionRequest,
   limits: AdmissionLimits,
-  tokenizer: PromptTokenizer,
+  tokenizer: AdmissionTokenizer,
 ): Promise<Admitted> {
   const context = limits.contextLength;
   // Refuse a prompt that certainly overflows before the BPE run, the costly part for huge

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GatewayError } from '../../src/contract/errors.js';
-import { admitCompletion, type PromptTokenizer } from '../../src/generation/admission.js';
+import { type AdmissionTokenizer, admitCompletion } from '../../src/generation/admission.js';
 
 /** One token per character, and a lower bound that is the exact count: easy to reason about. */
-const perChar: PromptTokenizer = {
+const perChar: AdmissionTokenizer = {
   minTokenCount: (text) => text.length,
   encode: (text) => [...text].map((c) => c.charCodeAt(0)),
 };
@@ -74,7 +74,7 @@ test('prompt plus max_new_tokens beyond the context is refused, never truncated'
 
 test('a prompt whose lower bound already overflows is refused before it is encoded', async () => {
   let encoded = false;
-  const guarded: PromptTokenizer = {
+  const guarded: AdmissionTokenizer = {
     minTokenCount: () => 11,
     encode: () => {
       encoded = true;

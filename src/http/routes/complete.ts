@@ -5,11 +5,12 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { Backend } from '../../backends/backend.js';
 import type { ErrorCode } from '../../contract/errors.js';
-import { admitCompletion, type PromptTokenizer } from '../../generation/admission.js';
+import { admitCompletion } from '../../generation/admission.js';
 import type { GeneratedToken } from '../../generation/generation.js';
 import { GenerationCancelledError, type Scheduler } from '../../generation/scheduler.js';
 import { wireToken } from '../../generation/wire.js';
 import type { GatewayMetrics } from '../../metrics/metrics.js';
+import type { PromptTokenizer } from '../../tokenizer/prompt-tokenizer.js';
 import { type CompletionBody, completionBody } from '../completion-body.js';
 import { recordError, toClientError } from '../error-handler.js';
 import { refuseUnreadableJsonBody } from '../json-body.js';
@@ -22,16 +23,8 @@ import {
 } from '../schemas.js';
 import { openEventStream } from '../sse.js';
 
-export const COMPLETE_ERROR_CODES = [
-  'INVALID_JSON',
-  'INVALID_REQUEST',
-  'UNAUTHORIZED',
-  'INVALID_UTF8',
-  'LONE_SURROGATE',
-  'CONTEXT_LENGTH_EXCEEDED',
-  'PAYLOAD_TOO_LARGE',
-  'UNSUPPORTED_MEDIA_TYPE',
-  'RATE_LIMITED',
+/** Every route that generates can fail these ways: the queue, shutdown, and the backend. */
+export const GENERATION_FAILURE_CODES = [
   'INTERNAL_ERROR',
   'BACKEND_ERROR',
   'BACKEND_BAD_RESPONSE',
@@ -43,6 +36,20 @@ export const COMPLETE_ERROR_CODES = [
   'BACKEND_TIMEOUT',
 ] as const satisfies readonly ErrorCode[];
 
+export const COMPLETE_ERROR_CODES = [
+  'INVALID_JSON',
+  'INVALID_REQUEST',
+  'UNAUTHORIZED',
+  'INVALID_UTF8',
+  'LONE_SURROGATE',
+  'CONTEXT_LENGTH_EXCEEDED',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'RATE_LIMITED',
+  ...GENERATION_FAILURE_CODES,
+] as const satisfies readonly ErrorCode[];
+
+/** What /complete and /v1/completions both need: they are two wire formats over one scheduler. */
 export interface CompleteRouteOptions {
   readonly backend: Backend;
   readonly tokenizer: PromptTokenizer;

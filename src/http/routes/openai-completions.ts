@@ -8,11 +8,9 @@
  * comes before any work starts, so the SDKs' automatic retries never leave half a request running.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import type { Backend } from '../../backends/backend.js';
 import { type ErrorCode, GatewayError } from '../../contract/errors.js';
 import type { GeneratedToken, GenerationOutcome } from '../../generation/generation.js';
-import { GenerationCancelledError, type Scheduler } from '../../generation/scheduler.js';
-import type { GatewayMetrics } from '../../metrics/metrics.js';
+import { GenerationCancelledError } from '../../generation/scheduler.js';
 import {
   type CompletionRequest,
   DEFAULT_MAX_PROMPTS,
@@ -36,12 +34,12 @@ import {
   OpenAIGatewayError,
 } from '../../openai/errors.js';
 import { openAICompletionSchema } from '../../openai/schemas.js';
-import type { PromptTokenizer } from '../../tokenizer/prompt-tokenizer.js';
 import { recordError, toClientError } from '../error-handler.js';
 import { refuseUnreadableJsonBody } from '../json-body.js';
 import { requireReadyBackend } from '../readiness.js';
 import { openAIErrorResponses } from '../schemas.js';
 import { openSseStream } from '../sse.js';
+import { type CompleteRouteOptions, GENERATION_FAILURE_CODES } from './complete.js';
 
 export const OPENAI_COMPLETIONS_ERROR_CODES = [
   'INVALID_JSON',
@@ -54,35 +52,13 @@ export const OPENAI_COMPLETIONS_ERROR_CODES = [
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
   'RATE_LIMITED',
-  'INTERNAL_ERROR',
-  'BACKEND_ERROR',
-  'BACKEND_BAD_RESPONSE',
-  'QUEUE_FULL',
-  'SHUTTING_DOWN',
-  'BACKEND_UNAVAILABLE',
-  'BACKEND_OVERLOADED',
-  'BACKEND_NOT_READY',
-  'BACKEND_TIMEOUT',
+  ...GENERATION_FAILURE_CODES,
 ] as const satisfies readonly ErrorCode[];
 
 export const OPENAI_CHAT_ERROR_CODES = [
   'UNAUTHORIZED',
   'NOT_FOUND',
 ] as const satisfies readonly ErrorCode[];
-
-export interface OpenAICompletionsRouteOptions {
-  readonly backend: Backend;
-  readonly tokenizer: PromptTokenizer;
-  readonly scheduler: Scheduler;
-  readonly metrics: GatewayMetrics;
-  readonly maxNewTokensLimit: number;
-  /** max_tokens when a request omits it (DEFAULT_MAX_NEW_TOKENS, as on /complete). */
-  readonly defaultMaxNewTokens: number;
-  /** @fastify/rate-limit's per-route options; absent: no limit. */
-  readonly rateLimit: object | undefined;
-  /** performance.now(), injectable for tests. */
-  readonly now: () => number;
-}
 
 interface Prepared {
   readonly ids: readonly number[];
@@ -91,7 +67,7 @@ interface Prepared {
   readonly echo: EchoInput | undefined;
 }
 
-export const openAICompletionsRoutes: FastifyPluginAsync<OpenAICompletionsRouteOptions> = async (
+export const openAICompletionsRoutes: FastifyPluginAsync<CompleteRouteOptions> = async (
   app,
   opts,
 ) => {
