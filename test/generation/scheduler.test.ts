@@ -12,10 +12,14 @@ import { ToyBackend, toyNext } from '../support/toy-backend.js';
 
 const tokenizer = loadGpt2Tokenizer();
 
-function setup(maxBatchSize: number, maxQueue: number) {
-  const backend = new ToyBackend();
+function setup<B extends ToyBackend = ToyBackend>(
+  maxBatchSize: number,
+  maxQueue: number,
+  options: { backend?: B; prefillChunkTokens?: number; maxBatchTotalTokens?: number } = {},
+) {
+  const { backend = new ToyBackend() as B, ...rest } = options;
   const metrics = createGatewayMetrics(new Registry());
-  const scheduler = new Scheduler({ backend, tokenizer, metrics, maxBatchSize, maxQueue });
+  const scheduler = new Scheduler({ backend, tokenizer, metrics, maxBatchSize, maxQueue, ...rest });
   return { backend, metrics, scheduler };
 }
 
@@ -151,16 +155,7 @@ class ChunkingToy extends ToyBackend {
 }
 
 test('chunked prefill: at most the budget of prompt tokens per step, beside the running decodes', async () => {
-  const backend = new ChunkingToy();
-  const metrics = createGatewayMetrics(new Registry());
-  const scheduler = new Scheduler({
-    backend,
-    tokenizer,
-    metrics,
-    maxBatchSize: 4,
-    maxQueue: 4,
-    prefillChunkTokens: 4,
-  });
+  const { backend, scheduler } = setup(4, 4, { backend: new ChunkingToy(), prefillChunkTokens: 4 });
   const short = [5, 6];
   const long = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
   const [a, b] = await Promise.all([
@@ -195,16 +190,7 @@ test('chunked prefill: at most the budget of prompt tokens per step, beside the 
 });
 
 test('a backend without chunked prefill gets every prompt whole', async () => {
-  const backend = new ToyBackend();
-  const metrics = createGatewayMetrics(new Registry());
-  const scheduler = new Scheduler({
-    backend,
-    tokenizer,
-    metrics,
-    maxBatchSize: 4,
-    maxQueue: 4,
-    prefillChunkTokens: 4,
-  });
+  const { backend, scheduler } = setup(4, 4, { prefillChunkTokens: 4 });
   const long = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
   const outcome = await scheduler.submit(spec(long, 2));
   assert.deepEqual(
@@ -304,16 +290,7 @@ test('submitAll during a drain refuses with SHUTTING_DOWN before queueing anythi
 });
 
 test('maxBatchTotalTokens admits in order while prompt + max_new_tokens of the batch fit; one alone always runs', async () => {
-  const backend = new ToyBackend();
-  const metrics = createGatewayMetrics(new Registry());
-  const scheduler = new Scheduler({
-    backend,
-    tokenizer,
-    metrics,
-    maxBatchSize: 8,
-    maxQueue: 8,
-    maxBatchTotalTokens: 10,
-  });
+  const { backend, scheduler } = setup(8, 8, { maxBatchTotalTokens: 10 });
   // Reservations 1+5, 2+2, 1+2, then 4+9 (over the budget on its own).
   const outcomes = await Promise.all([
     scheduler.submit(spec([1], 5)),
