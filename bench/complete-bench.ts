@@ -50,7 +50,7 @@ const LOADTEST_NEW_TOKENS = 8;
 const LOADTEST_RATE = 10;
 const DEFAULT_LOADTEST_SECONDS = 30;
 
-const HELP = `Usage: npm run bench -- [--tokens N] [--repo DIR] [--fused] [--prefill-chunk N] [--loadtest-seconds S]
+const HELP = `Usage: npm run bench -- [--tokens N] [--repo DIR] [--fused] [--prefill-chunk N] [--prefill-slowdown N] [--loadtest-seconds S]
 
 Benchmarks POST /complete on the embedded backend against a bare onnxruntime-node greedy loop on
 the same model (<repo>/${DEFAULT_MODEL_NAME}, built once if missing).
@@ -58,6 +58,7 @@ the same model (<repo>/${DEFAULT_MODEL_NAME}, built once if missing).
   --repo DIR   model repository (default ./models)
   --fused      use the graph with onnxruntime's fused operators (${DEFAULT_MODEL_NAME}-fused)
   --prefill-chunk N     PREFILL_CHUNK_TOKENS for the gateway (default: the config's)
+  --prefill-slowdown N  PREFILL_STEP_SLOWDOWN for the gateway (default: the config's; 0: fixed chunks)
   --loadtest-seconds S  length of the ${LOADTEST_RATE} requests/s load test (default ${DEFAULT_LOADTEST_SECONDS}; 0 skips it)
 `;
 
@@ -89,6 +90,7 @@ async function main(): Promise<number> {
       fused: { type: 'boolean', default: false },
       'loadtest-seconds': { type: 'string', default: String(DEFAULT_LOADTEST_SECONDS) },
       'prefill-chunk': { type: 'string' },
+      'prefill-slowdown': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -137,6 +139,9 @@ async function main(): Promise<number> {
     ...(values['prefill-chunk'] === undefined
       ? {}
       : { PREFILL_CHUNK_TOKENS: values['prefill-chunk'] }),
+    ...(values['prefill-slowdown'] === undefined
+      ? {}
+      : { PREFILL_STEP_SLOWDOWN: values['prefill-slowdown'] }),
     // The stream under load runs up to the context length.
     MAX_NEW_TOKENS_LIMIT: String(STREAM_NEW_TOKENS),
     LOG_LEVEL: 'warn',
@@ -203,6 +208,7 @@ async function main(): Promise<number> {
     prompt: PROMPT,
     newTokens,
     prefillChunkTokens: config.prefillChunkTokens,
+    prefillStepSlowdown: config.prefillStepSlowdown,
     rounds: ROUNDS,
     sameTokensAsFloor: JSON.stringify(floorTokens) === JSON.stringify(gatewayTokens),
     loadAverage: loadavg().map(r2),
@@ -393,6 +399,8 @@ interface StreamGap {
   loadedMaxGapMs: number;
   ratio: number;
   allCompleted: boolean;
+  /** From the long prompts' arrival to the last one's answer. */
+  longPromptsSeconds: number;
 }
 
 /**
@@ -447,6 +455,7 @@ async function streamGapDuringLongPrompts(
     loadedMaxGapMs: r2(maxGap),
     ratio: r2(maxGap / unloaded),
     allCompleted: statuses.every((s) => s === 200),
+    longPromptsSeconds: r2((loadedUntil - loadedFrom) / 1000),
   };
 }
 
@@ -478,6 +487,7 @@ async function loadTest(gateway: Gateway, seconds: number) {
 
 function formatTable(r: {
   prefillChunkTokens: number;
+  prefillStepSlowdown: number;
   floor: Record<number, { stepMs: number; tokensPerSecond: number }>;
   gateway: GatewayRow[];
   sameTokensAsFloor: boolean;
@@ -491,7 +501,7 @@ function formatTable(r: {
   const pad = (v: unknown, n: number) => String(v).padStart(n);
   const { healthz, streamGap, loadtest } = r.load;
   return [
-    `load average at the end (1, 5, 15 min): ${r.loadAverage.join(', ')}; PREFILL_CHUNK_TOKENS ${r.prefillChunkTokens}`,
+    `load average at the end (1, 5, 15 min): ${r.loadAverage.join(', ')}; PREFILL_CHUNK_TOKENS ${r.prefillChunkTokens}, PREFILL_STEP_SLOWDOWN ${r.prefillStepSlowdown}`,
     `gateway tokens identical to the floor's: ${r.sameTokensAsFloor}`,
     'floor (bare onnxruntime-node loop, B sequences per run):',
     ...Object.entries(r.floor).map(
@@ -506,7 +516,7 @@ function formatTable(r: {
     ),
     `under load (${LONG_PROMPT_TOKENS}-token prompts, ${LONG_PROMPT_NEW_TOKENS} new tokens each):`,
     `  GET /healthz during ${PROBE_LONG_PROMPTS} of them: max ${healthz.maxMs} ms, p99 ${healthz.p99Ms} ms over ${healthz.probes} probes (${healthz.seconds} s); all answered 200: ${healthz.allCompleted}`,
-    `  a stream's largest gap while ${GAP_LONG_PROMPTS} arrive: ${streamGap.loadedMaxGapMs} ms = ${streamGap.ratio}× its unloaded median ${streamGap.unloadedMedianGapMs} ms; all answered 200: ${streamGap.allCompleted}`,
+    `  a stream's largest gap while ${GAP_LONG_PROMPTS} arrive: ${streamGap.loadedMaxGapMs} ms = ${streamGap.ratio}× its unloaded median ${streamGap.unloadedMedianGapMs} ms; the ${GAP_LONG_PROMPTS} answered in ${streamGap.longPromptsSeconds} s; all 200: ${streamGap.allCompleted}`,
     loadtest === undefined
       ? '  load test: skipped'
       : `  load test (${loadtest.ratePerSecond} req/s for ${loadtest.seconds} s, "${LOADTEST_PROMPT}", ${LOADTEST_NEW_TOKENS} new tokens): ${loadtest.requests} requests, success ${loadtest.success}, p50 ${loadtest.p50Ms} ms, p99 ${loadtest.p99Ms} ms, time to first token p50 ${loadtest.ttftP50Ms} ms`,

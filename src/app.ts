@@ -146,6 +146,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     maxBatchSize: config.maxBatchSize,
     maxQueue: config.maxQueue,
     prefillChunkTokens: config.prefillChunkTokens,
+    prefillStepSlowdown: config.prefillStepSlowdown,
     maxBatchTotalTokens: config.maxBatchTotalTokens,
     now,
   });

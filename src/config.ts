@@ -63,12 +63,12 @@ export const SETTINGS = {
    */
   MAX_BATCH_SIZE: { group: 'gateway', kind: 'int', fallback: 16, min: 1, max: 256 },
   /**
-   * Prompt tokens prefilled per step over all generations (chunked prefill), so that a long
+   * Most prompt tokens prefilled per step over all generations (chunked prefill), so that a long
    * prompt delays running streams by one chunk per step, not by its whole prefill. 64: on two
-   * cores a 64-token chunk costs about 10 batch-1 decode steps while the whole prefill of a
-   * 1000-token prompt costs ~1.3-2× an unchunked one (`npm run bench:floor`); 32 prefills ~1.2×
-   * slower still without lowering a stream's worst gap in `npm run bench` (16× its median at 32,
-   * 13-17× at 64: the worst steps are a long sequence joining the decode group, not the chunk).
+   * cores a 64-token chunk costs about 5-10 batch-1 decode steps while the whole prefill of a
+   * 1000-token prompt costs ~1.3-2× an unchunked one (`npm run bench:floor`), and smaller fixed
+   * chunks prefill slower still (a run reads every weight whatever its tokens). While streams
+   * decode, PREFILL_STEP_SLOWDOWN sizes the chunk below this from what steps cost.
    */
   PREFILL_CHUNK_TOKENS: {
     group: 'gateway',
@@ -77,6 +77,21 @@ export const SETTINGS = {
     min: 0,
     max: 1_000_000,
     note: '0 = whole prompts',
+  },
+  /**
+   * A step that feeds prompt tokens is sized to take at most this many times the fastest decode
+   * step of the last 64 (a stream's usual gap), so the chunk shrinks below PREFILL_CHUNK_TOKENS
+   * as the prompt's context and the running decodes grow (src/generation/prefill-budget.ts);
+   * never below 16 tokens. Embedded backend only (it measures its runs). 5: see the README's
+   * Benchmark section.
+   */
+  PREFILL_STEP_SLOWDOWN: {
+    group: 'gateway',
+    kind: 'int',
+    fallback: 5,
+    min: 0,
+    max: 1000,
+    note: '0 = always PREFILL_CHUNK_TOKENS',
   },
   /**
    * Bound on the sum of prompt + max_new_tokens over the generations running at once: the tokens
@@ -272,6 +287,8 @@ export interface Config {
   readonly maxBatchSize: number;
   /** Prompt tokens fed per step in all; 0 feeds every prompt whole in one step. */
   readonly prefillChunkTokens: number;
+  /** How many times the usual decode gap a step with prompt tokens may take; 0: no sizing. */
+  readonly prefillStepSlowdown: number;
   readonly maxBatchTotalTokens: number;
   /** The embedded backend's watchdog on one step of its inference worker. */
   readonly embeddedStepTimeoutMs: number;
@@ -392,6 +409,7 @@ export function loadConfig(env: Env): Config {
     modelName,
     maxBatchSize: read.int('MAX_BATCH_SIZE'),
     prefillChunkTokens: read.int('PREFILL_CHUNK_TOKENS'),
+    prefillStepSlowdown: read.int('PREFILL_STEP_SLOWDOWN'),
     maxBatchTotalTokens: read.int('MAX_BATCH_TOTAL_TOKENS'),
     embeddedStepTimeoutMs: read.int('EMBEDDED_STEP_TIMEOUT_MS'),
     maxQueue: read.int('MAX_QUEUE'),

@@ -16,6 +16,7 @@ test('defaults match the documented ones', () => {
     modelName: undefined,
     maxBatchSize: 16,
     prefillChunkTokens: 64,
+    prefillStepSlowdown: 5,
     maxBatchTotalTokens: 8192,
     embeddedStepTimeoutMs: 120_000,
     maxQueue: 64,

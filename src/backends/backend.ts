@@ -50,6 +50,16 @@ export interface StepResult {
   readonly logprob: number;
 }
 
+/**
+ * Where a step's time went, as the backend measured its own runs: the runs that fed prompt
+ * tokens (new prompts, prefill chunks) and the runs that decoded one token per running sequence.
+ * The scheduler sizes the next prefill chunk from it (prefill-budget.ts).
+ */
+export interface StepCost {
+  readonly prefillMs: number;
+  readonly decodeMs: number;
+}
+
 export interface Readiness {
   readonly ready: boolean;
   /** Why not ready, in words an operator can act on. */
@@ -69,6 +79,12 @@ export interface Backend {
    * `wantToken: false`. Rejects with a BackendError on failure.
    */
   step(batch: readonly StepRequest[], signal?: AbortSignal): Promise<(StepResult | undefined)[]>;
+  /**
+   * The cost of the step that completed last, split as StepCost says; undefined before the first
+   * one. Optional: only a backend that takes prefill chunks needs it, and without it every step
+   * feeds a whole PREFILL_CHUNK_TOKENS.
+   */
+  lastStepCost?(): StepCost | undefined;
   /** Forget a sequence (free its KV cache, end its Triton sequence). Called exactly once per
    * sequence that was stepped, on completion, cancellation and error alike. Never rejects. */
   release(sequenceId: number): Promise<void>;

@@ -14,6 +14,7 @@
  * the others' next tokens by at most one chunk per step, instead of freezing them for its whole
  * prefill; a generation whose prompt gets no budget this step sits it out. Decode tokens do not
  * count against the budget: a decode step is bound by reading the weights, not by its tokens.
+ * The budget shrinks below `prefillChunkTokens` when steps run long (prefill-budget.ts).
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { type Backend, BackendError, type StepRequest } from '../backends/backend.js';
@@ -21,6 +22,7 @@ import { GatewayError } from '../contract/errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { Generation, type GenerationOutcome, type GenerationSpec } from './generation.js';
+import { PrefillBudget } from './prefill-budget.js';
 
 /** Recent generation durations kept to estimate Retry-After when the queue is full. */
 const RETRY_AFTER_WINDOW = 32;
@@ -35,6 +37,12 @@ export interface SchedulerOptions {
   readonly maxQueue: number;
   /** Prompt tokens fed per step, over all generations; 0 (the default) feeds prompts whole. */
   readonly prefillChunkTokens?: number;
+  /**
+   * A step that feeds prompt tokens is sized to take at most this many times the fastest recent
+   * decode (PrefillBudget), on backends that report their step costs; 0 or absent: every step
+   * may feed prefillChunkTokens.
+   */
+  readonly prefillStepSlowdown?: number;
   /**
    * Bound on the sum of (prompt + max_new_tokens) over the active generations: what their KV
    * caches can grow to. The next queued generation waits (in order) until it fits; one alone is
@@ -81,10 +89,15 @@ export class Scheduler {
   #idleWaiters: (() => void)[] = [];
   /** Aborted by abortAll(): cuts the backend call of the step in flight. */
   readonly #stepAbort = new AbortController();
+  readonly #prefillBudget: PrefillBudget;
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
     this.#now = options.now ?? (() => performance.now());
+    this.#prefillBudget = new PrefillBudget({
+      maxTokens: options.prefillChunkTokens ?? 0,
+      stepSlowdown: options.prefillStepSlowdown ?? 0,
+    });
   }
 
   get maxBatchSize(): number {
@@ -258,7 +271,7 @@ export class Scheduler {
   #plan(): Planned[] {
     const { backend, prefillChunkTokens = 0 } = this.#options;
     const chunking = backend.description.chunkedPrefill === true && prefillChunkTokens > 0;
-    let budget = chunking ? prefillChunkTokens : Number.POSITIVE_INFINITY;
+    let budget = chunking ? this.#prefillBudget.tokens() : Number.POSITIVE_INFINITY;
     const plan: Planned[] = [];
     for (const job of this.#active) {
       const { sequence } = job.generation;
@@ -331,6 +344,8 @@ export class Scheduler {
     const { kind, variant } = backend.description;
     metrics.backendStep.observe({ backend: kind, variant }, stepSeconds);
     metrics.batchSize.observe(plan.length);
+    const promptTokens = plan.reduce((sum, p) => sum + p.fed - p.job.fed, 0);
+    this.#prefillBudget.observe(promptTokens, backend.lastStepCost?.());
     let generated = 0;
     for (const [i, { job, request, fed }] of plan.entries()) {
       job.fed = fed;

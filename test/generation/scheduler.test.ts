@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import { Registry } from 'prom-client';
-import { BackendError, type StepRequest } from '../../src/backends/backend.js';
+import { BackendError, type StepCost, type StepRequest } from '../../src/backends/backend.js';
 import { GatewayError } from '../../src/contract/errors.js';
 import type { GenerationSpec } from '../../src/generation/generation.js';
 import { GenerationCancelledError, Scheduler } from '../../src/generation/scheduler.js';
@@ -15,7 +15,12 @@ const tokenizer = loadGpt2Tokenizer();
 function setup<B extends ToyBackend = ToyBackend>(
   maxBatchSize: number,
   maxQueue: number,
-  options: { backend?: B; prefillChunkTokens?: number; maxBatchTotalTokens?: number } = {},
+  options: {
+    backend?: B;
+    prefillChunkTokens?: number;
+    prefillStepSlowdown?: number;
+    maxBatchTotalTokens?: number;
+  } = {},
 ) {
   const { backend = new ToyBackend() as B, ...rest } = options;
   const metrics = createGatewayMetrics(new Registry());
@@ -187,6 +192,58 @@ test('chunked prefill: at most the budget of prompt tokens per step, beside the 
     long.slice(0, 6),
     'a chunk is the prompt up to its end',
   );
+});
+
+/** A chunking toy that reports each step's cost: 1 ms a prompt token, 10 ms for the decodes. */
+class CostingToy extends ChunkingToy {
+  readonly #seen = new Map<number, number>();
+  #cost: StepCost | undefined;
+  override step(batch: readonly StepRequest[]) {
+    let promptTokens = 0;
+    let decodes = 0;
+    for (const r of batch) {
+      const seen = this.#seen.get(r.sequenceId);
+      if (seen !== undefined && r.wantToken !== false && r.tokens.length === seen + 1) decodes++;
+      else promptTokens += r.tokens.length - (seen ?? 0);
+      this.#seen.set(r.sequenceId, r.tokens.length);
+    }
+    this.#cost = { prefillMs: promptTokens, decodeMs: decodes > 0 ? 10 : 0 };
+    return super.step(batch);
+  }
+  lastStepCost(): StepCost | undefined {
+    return this.#cost;
+  }
+}
+
+test('chunks shrink to keep steps within the slowdown of the usual decode', async () => {
+  const run = async (prefillStepSlowdown: number) => {
+    const { backend, scheduler } = setup(4, 4, {
+      backend: new CostingToy(),
+      prefillChunkTokens: 64,
+      prefillStepSlowdown,
+    });
+    const long = Array.from({ length: 200 }, (_, i) => 100 + i);
+    const [short, longOutcome] = await Promise.all([
+      scheduler.submit(spec([5, 6], 12)),
+      scheduler.submit(spec(long, 2)),
+    ]);
+    assert.deepEqual(
+      longOutcome.tokens.map((t) => t.id),
+      greedy(long, 2),
+    );
+    assert.deepEqual(
+      short.tokens.map((t) => t.id),
+      greedy([5, 6], 12),
+    );
+    // The long prompt's tokens fed at each step, while it prefills.
+    return backend.requests.flatMap((batch) =>
+      batch.flatMap((r) => (r.sequenceId === 2 && r.tokens.length <= 200 ? [r.tokens.length] : [])),
+    );
+  };
+  // Step 1 has no decode (both prompts are new): a whole chunk, 2 + 62. From step 2 the short
+  // one decodes for 10 ms and a prompt token costs 1 ms: 3 × 10 - 10 leaves room for 20.
+  assert.deepEqual(await run(3), [62, 126, 146, 166, 186, 200]);
+  assert.deepEqual(await run(0), [62, 126, 190, 200], 'slowdown 0: fixed chunks');
 });
 
 test('a backend without chunked prefill gets every prompt whole', async () => {

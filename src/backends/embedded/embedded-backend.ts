@@ -22,6 +22,7 @@ import {
   type BackendDescription,
   BackendError,
   type Readiness,
+  type StepCost,
   type StepRequest,
   type StepResult,
 } from '../backend.js';
@@ -59,6 +60,7 @@ export class EmbeddedBackend implements Backend {
   #state = 'not initialised';
   /** kv models only. */
   #cache: KvCache | undefined;
+  #lastCost: StepCost | undefined;
 
   constructor(options: EmbeddedBackendOptions) {
     this.#options = options;
@@ -139,15 +141,29 @@ export class EmbeddedBackend implements Backend {
       throw new BackendError('BACKEND_NOT_READY', `the embedded model is ${this.#state}`);
     }
     try {
-      return signature.variant === 'kv' && this.#cache !== undefined
-        ? await stepKv(session, signature, this.#cache, batch, this.#batchTogether)
-        : (await this.#stepStateless(session, signature, batch)).map((result, b) =>
-            batch[b]?.wantToken === false ? undefined : result,
-          );
+      if (signature.variant === 'kv' && this.#cache !== undefined) {
+        const { results, cost } = await stepKv(
+          session,
+          signature,
+          this.#cache,
+          batch,
+          this.#batchTogether,
+        );
+        this.#lastCost = cost;
+        return results;
+      }
+      return (await this.#stepStateless(session, signature, batch)).map((result, b) =>
+        batch[b]?.wantToken === false ? undefined : result,
+      );
     } catch (err) {
       if (err instanceof BackendError) throw err;
       throw new BackendError('BACKEND_ERROR', `onnxruntime failed: ${String(err)}`, { cause: err });
     }
+  }
+
+  /** kv models only: a stateless model takes no prefill chunks. */
+  lastStepCost(): StepCost | undefined {
+    return this.#lastCost;
   }
 
   async release(sequenceId: number): Promise<void> {

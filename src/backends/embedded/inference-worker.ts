@@ -39,7 +39,8 @@ async function handle(message: ToWorker): Promise<void> {
       if (hooks.exitOnStep === steps) process.exit(WORKER_TEST_EXIT_CODE);
       holdIfAsked();
       try {
-        post({ kind: 'result', id: message.id, results: await backend.step(message.batch) });
+        const results = await backend.step(message.batch);
+        post({ kind: 'result', id: message.id, results, cost: backend.lastStepCost() });
       } catch (err) {
         const code = err instanceof BackendError ? err.code : 'BACKEND_ERROR';
         post({ kind: 'failed', id: message.id, code, message: (err as Error).message });

@@ -8,7 +8,7 @@
  */
 import type * as ort from 'onnxruntime-node';
 import type { KvSignature } from '../../contract/signature.js';
-import { BackendError, type StepRequest, type StepResult } from '../backend.js';
+import { BackendError, type StepCost, type StepRequest, type StepResult } from '../backend.js';
 import { greedyAtLastPosition, ids, PAD_ID } from './feeds.js';
 import { floatData, type KvCache } from './kv-cache.js';
 
@@ -17,10 +17,16 @@ const ALONE_LENGTH_FACTOR = 4;
 /** …once it is longer than this: below it, padding costs less than another run. */
 const ALONE_MIN_LENGTH = 256;
 
+/** A kv step's results, in the order of the batch, and the time its runs took. */
+export interface KvStep {
+  readonly results: (StepResult | undefined)[];
+  readonly cost: StepCost;
+}
+
 /**
- * One step of a kv model; results in the order of the batch. A prefill chunk (`wantToken:
- * false`) runs like any other request — its tokens extend the sequence's cache — but no greedy
- * choice is made for it (that is a pass over the vocabulary saved).
+ * One step of a kv model. A prefill chunk (`wantToken: false`) runs like any other request — its
+ * tokens extend the sequence's cache — but no greedy choice is made for it (that is a pass over
+ * the vocabulary saved). The runs that feed prompt tokens are timed apart from the decodes.
  */
 export async function stepKv(
   session: ort.InferenceSession,
@@ -28,8 +34,17 @@ export async function stepKv(
   cache: KvCache,
   batch: readonly StepRequest[],
   batchTogether: boolean,
-): Promise<(StepResult | undefined)[]> {
+): Promise<KvStep> {
   const results = new Array<StepResult | undefined>(batch.length);
+  const cost = { prefillMs: 0, decodeMs: 0 };
+  const timed = async <T>(part: keyof typeof cost, run: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await run();
+    } finally {
+      cost[part] += performance.now() - started;
+    }
+  };
   const decode: number[] = [];
   for (const [b, r] of batch.entries()) {
     const length = cache.length(r.sequenceId);
@@ -47,27 +62,24 @@ export async function stepKv(
   const prefill = batch.flatMap((r, b) => (cache.has(r.sequenceId) ? [] : [b]));
   const batchedPrefill = prefill.length > 1 && batchTogether;
   if (batchedPrefill) {
-    const out = await prefillTogether(
-      session,
-      sig,
-      cache,
-      prefill.map((b) => batch[b] as StepRequest),
-    );
+    const rows = prefill.map((b) => batch[b] as StepRequest);
+    const out = await timed('prefillMs', () => prefillTogether(session, sig, cache, rows));
     prefill.forEach((b, i) => {
       results[b] = out[i];
     });
   }
   for (const [b, r] of batch.entries()) {
     if ((batched && grouped.includes(b)) || (batchedPrefill && prefill.includes(b))) continue;
-    results[b] = await runOne(session, sig, cache, r);
+    const part = decode.includes(b) ? 'decodeMs' : 'prefillMs';
+    results[b] = await timed(part, () => runOne(session, sig, cache, r));
   }
   if (batched) {
-    const out = await runGroup(session, sig, cache, decodeRows);
+    const out = await timed('decodeMs', () => runGroup(session, sig, cache, decodeRows));
     grouped.forEach((b, i) => {
       results[b] = out[i];
     });
   }
-  return results;
+  return { results, cost };
 }
 
 /**

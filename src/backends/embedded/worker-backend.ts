@@ -20,6 +20,7 @@ import {
   type BackendDescription,
   BackendError,
   type Readiness,
+  type StepCost,
   type StepRequest,
   type StepResult,
 } from '../backend.js';
@@ -80,6 +81,7 @@ export class WorkerBackend implements Backend {
   #nextStepId = 1;
   #closed = false;
   #restarts: Counter | undefined;
+  #lastCost: StepCost | undefined;
 
   constructor(options: WorkerBackendOptions) {
     this.#options = options;
@@ -96,6 +98,11 @@ export class WorkerBackend implements Backend {
     this.#modelFile = typeof option === 'string' ? option : await option();
     this.#state = 'starting the inference worker';
     await this.#start();
+  }
+
+  /** As the worker measured it: its runs' time, without the messages to and fro. */
+  lastStepCost(): StepCost | undefined {
+    return this.#lastCost;
   }
 
   readiness(): Readiness {
@@ -269,8 +276,10 @@ export class WorkerBackend implements Backend {
     if (pending === undefined) return;
     incarnation.pending.delete(m.id);
     clearTimeout(pending.timer);
-    if (m.kind === 'result') pending.resolve([...m.results]);
-    else pending.reject(new BackendError(m.code, m.message));
+    if (m.kind === 'result') {
+      this.#lastCost = m.cost;
+      pending.resolve([...m.results]);
+    } else pending.reject(new BackendError(m.code, m.message));
   }
 
   #post(incarnation: Incarnation, message: ToWorker): void {

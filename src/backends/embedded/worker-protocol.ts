@@ -4,7 +4,7 @@
  * vocabulary stay in the worker, so nothing large is ever copied between threads.
  */
 import type { BackendErrorCode } from '../../contract/errors.js';
-import type { BackendDescription, StepRequest, StepResult } from '../backend.js';
+import type { BackendDescription, StepCost, StepRequest, StepResult } from '../backend.js';
 import type { EmbeddedBackendOptions } from './embedded-backend.js';
 
 /**
@@ -42,6 +42,7 @@ export type FromWorker =
       readonly kind: 'result';
       readonly id: number;
       readonly results: readonly (StepResult | undefined)[];
+      readonly cost: StepCost | undefined;
     }
   | {
       readonly kind: 'failed';

@@ -212,6 +212,30 @@ test('batched prefill and KV caches that survive sequences joining and leaving t
   await backend.close();
 });
 
+test('a kv step reports the time of its prompt runs apart from its decodes', async () => {
+  const backend = new EmbeddedBackend({
+    modelFile: files.get('kv')!,
+    modelName: 'kv',
+    intraOpNumThreads: 1,
+  });
+  await backend.init();
+  const prompt = [40, 1842, 35941, 9345];
+  const first = (await backend.step([{ sequenceId: 1, tokens: prompt }]))[0]!.tokenId;
+  const prefillOnly = backend.lastStepCost();
+  assert.equal(prefillOnly?.decodeMs, 0, 'a new prompt is no decode');
+  assert.ok(prefillOnly.prefillMs > 0);
+  // A decode of sequence 1 beside a chunk of sequence 2: one part each.
+  await backend.step([
+    { sequenceId: 1, tokens: [...prompt, first] },
+    { sequenceId: 2, tokens: [15496, 995], wantToken: false },
+  ]);
+  const mixed = backend.lastStepCost();
+  assert.ok(mixed !== undefined && mixed.decodeMs > 0 && mixed.prefillMs > 0);
+  await backend.step([{ sequenceId: 1, tokens: [...prompt, first, 11] }]);
+  assert.equal(backend.lastStepCost()?.prefillMs, 0, 'a decode alone feeds no prompt');
+  await backend.close();
+});
+
 test('the backend describes the model it loaded', async () => {
   const backend = new EmbeddedBackend({
     modelFile: files.get('kv')!,

@@ -103,6 +103,8 @@ test('the worker gives the same tokens as in-process inference, chunked prefill 
       b.tokens.map((t) => t.id),
     );
     assert.deepEqual(got, expected);
+    // The worker's measure of its last step comes back with its results (the prefill budget's).
+    assert.equal(backend.lastStepCost()?.prefillMs, 0, 'the last step of all is a decode');
   } finally {
     await app.close();
     await backend.close();
