@@ -1,7 +1,9 @@
 /**
  * The floor: a minimal greedy loop on onnxruntime-node with nothing around it — no HTTP, no
  * scheduler, no tokenizer — on the same kv model file the gateway serves. `batch` identical-length
- * sequences are stepped together (no padding needed), which is the best case for batching.
+ * sequences are stepped together (no padding needed), which is the best case for batching. Like
+ * the gateway, it takes the graph's own greedy choice (next_token) where the model has one, and
+ * fetches only what it reads.
  */
 import * as ort from 'onnxruntime-node';
 
@@ -34,6 +36,12 @@ export async function plainGreedyLoop(
   batch: number,
 ): Promise<PlainLoopResult> {
   const { nLayer, nHead, headDim, vocab } = shape;
+  const presentNames = Array.from({ length: nLayer }, (_, i) => [
+    `present.${i}.key`,
+    `present.${i}.value`,
+  ]).flat();
+  const inGraph = session.outputNames.includes('next_token');
+  const fetches = [inGraph ? 'next_token' : 'logits', ...presentNames];
   let past: Record<string, ort.Tensor> = {};
   for (let i = 0; i < nLayer; i++) {
     for (const kind of ['key', 'value']) {
@@ -55,18 +63,25 @@ export async function plainGreedyLoop(
     const started = performance.now();
     const total = length + width;
     const positions = Array.from({ length: width }, (_, k) => length + k);
-    const out = await session.run({
-      input_ids: i64(input, [batch, width]),
-      attention_mask: i64(new Array<number>(batch * total).fill(1), [batch, total]),
-      position_ids: i64(Array.from({ length: batch }, () => positions).flat(), [batch, width]),
-      ...past,
-    });
-    const logits = out.logits!.data as Float32Array;
-    // The kv graph returns the last position only ([batch, 1, vocab]) unless built with
+    const out = await session.run(
+      {
+        input_ids: i64(input, [batch, width]),
+        attention_mask: i64(new Array<number>(batch * total).fill(1), [batch, total]),
+        position_ids: i64(Array.from({ length: batch }, () => positions).flat(), [batch, width]),
+        ...past,
+      },
+      fetches,
+    );
+    const chosen = inGraph ? (out.next_token!.data as BigInt64Array) : undefined;
+    // Else: the kv graph returns the last position only ([batch, 1, vocab]) unless built with
     // --full-logits ([batch, width, vocab]): read the row's last position from the answer.
-    const rows = out.logits!.dims[1]!;
+    const logits = inGraph ? undefined : (out.logits!.data as Float32Array);
+    const rows = inGraph ? 1 : out.logits!.dims[1]!;
     input = tokens.map((seq, b) => {
-      const next = argmax(logits, (b * rows + rows - 1) * vocab, vocab);
+      const next =
+        chosen === undefined
+          ? argmax(logits!, (b * rows + rows - 1) * vocab, vocab)
+          : Number(chosen[b]);
       seq.push(next);
       return next;
     });

@@ -20,7 +20,9 @@
  *   needs) and seq for `model build --full-logits` or an Optimum export. Both are accepted,
  *   whether the file declares L symbolic or fixed; a client must take L from the dims each
  *   answer carries (the last position of row b starts at (b × L + L − 1) × vocab), never from
- *   the input length.
+ *   the input length. Our default build also outputs next_token and logprob [batch, 1] (as
+ *   next-token's, for each row's last real new token): `outputs.greedy` when both are there,
+ *   and a client that reads them need not fetch logits at all.
  *
  * Padding: stateless variants take right-padded rows (1 = real token in attention_mask); positions
  * are computed in the graph from the mask. For `kv` the caller sends position_ids itself and the
@@ -115,9 +117,15 @@ export interface LastSignature extends StatelessBase {
   readonly vocabSize: number;
 }
 
+/** The greedy choice computed in the graph: INT32/INT64 next_token and FP32 logprob [batch, 1]. */
+export interface GreedyOutputs {
+  readonly nextToken: TensorRef;
+  readonly logprob: TensorRef;
+}
+
 export interface NextTokenSignature extends StatelessBase {
   readonly variant: 'next-token';
-  readonly outputs: { readonly nextToken: TensorRef; readonly logprob: TensorRef };
+  readonly outputs: GreedyOutputs;
   readonly seedPastKeyValues: false;
   /** Not visible in this variant's interface. */
   readonly vocabSize: undefined;
@@ -126,7 +134,8 @@ export interface NextTokenSignature extends StatelessBase {
 export interface KvSignature extends SignatureBase {
   readonly variant: 'kv';
   readonly positionIds: TensorRef;
-  readonly outputs: { readonly logits: TensorRef };
+  /** `greedy`: next_token and logprob of each row's last real new token, when the file has them. */
+  readonly outputs: { readonly logits: TensorRef; readonly greedy?: GreedyOutputs };
   readonly seedPastKeyValues: false;
   readonly vocabSize: number;
   readonly kv: KvLayout;
@@ -157,6 +166,15 @@ export function understandSignature(meta: ModelMetadataLike): ModelSignature {
     name: string,
   ): TensorMetadataLike | undefined => list.find((t) => strip(t.name) === name);
   const ref = (t: TensorMetadataLike): TensorRef => ({ name: t.name, datatype: t.datatype });
+  /** next_token with its logprob, checked; undefined when the model has no next_token. */
+  const greedyOutputs = (outputs: readonly TensorMetadataLike[]): GreedyOutputs | undefined => {
+    const nextToken = find(outputs, 'next_token');
+    if (nextToken === undefined) return undefined;
+    const logprob = find(outputs, 'logprob') ?? fail('next_token without a logprob output');
+    if (!ID_TYPES.has(nextToken.datatype)) fail('next_token must be INT32 or INT64');
+    if (logprob.datatype !== 'FP32') fail('logprob must be FP32');
+    return { nextToken: ref(nextToken), logprob: ref(logprob) };
+  };
 
   const ids = find(meta.inputs, 'input_ids') ?? fail('no input named input_ids');
   const mask = find(meta.inputs, 'attention_mask') ?? fail('no input named attention_mask');
@@ -225,27 +243,25 @@ export function understandSignature(meta: ModelMetadataLike): ModelSignature {
         layers.push(names);
       }
     }
+    const greedy = greedyOutputs(meta.outputs);
     return {
       ...base,
       variant: 'kv',
       positionIds: ref(kvPositions),
-      outputs: { logits: ref(kvLogits) },
+      outputs: { logits: ref(kvLogits), ...(greedy === undefined ? {} : { greedy }) },
       seedPastKeyValues: false,
       vocabSize: vocabOf(kvLogits),
       kv: { implicitState, nLayer: layers.length, nHead, headDim, layers },
     };
   }
 
-  const nextToken = find(meta.outputs, 'next_token');
-  if (nextToken !== undefined) {
-    const logprob = find(meta.outputs, 'logprob') ?? fail('next_token without a logprob output');
-    if (!ID_TYPES.has(nextToken.datatype)) fail('next_token must be INT32 or INT64');
-    if (logprob.datatype !== 'FP32') fail('logprob must be FP32');
+  const greedy = greedyOutputs(meta.outputs);
+  if (greedy !== undefined) {
     // The vocabulary size is not visible in this variant's interface.
     return {
       ...base,
       variant: 'next-token',
-      outputs: { nextToken: ref(nextToken), logprob: ref(logprob) },
+      outputs: greedy,
       seedPastKeyValues: false,
       vocabSize: undefined,
     };

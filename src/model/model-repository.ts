@@ -103,14 +103,15 @@ export function configPbtxt(o: ConfigOptions): string {
   lines.push(`input [\n${inputs.join(',\n')}\n]`);
   // Output dims must be exactly what onnxruntime infers (Triton compares them exactly): the kv
   // graph's last-position logits are [batch, 1, vocab] (gpt2-graph.ts).
+  const greedy = [tensor('next_token', 'TYPE_INT64', [1]), tensor('logprob', 'TYPE_FP32', [1])];
   const outputs =
     variant === 'kv' && o.fullLogits !== true
-      ? [tensor('logits', 'TYPE_FP32', [1, v])]
+      ? [tensor('logits', 'TYPE_FP32', [1, v]), ...greedy]
       : variant === 'logits' || variant === 'kv'
         ? [tensor('logits', 'TYPE_FP32', [-1, v])]
         : variant === 'last'
           ? [tensor('last_logits', 'TYPE_FP32', [v])]
-          : [tensor('next_token', 'TYPE_INT64', [1]), tensor('logprob', 'TYPE_FP32', [1])];
+          : greedy;
   lines.push(`output [\n${outputs.join(',\n')}\n]`);
 
   if (variant === 'kv') {

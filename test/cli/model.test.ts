@@ -121,7 +121,11 @@ describe('gpt2-gateway model', () => {
       versions: ['1'],
       platform: 'onnxruntime_onnx',
       inputs: [ids('input_ids'), ids('attention_mask'), ids('position_ids')],
-      outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 1, 50257] }],
+      outputs: [
+        { name: 'logits', datatype: 'FP32', shape: [-1, 1, 50257] },
+        { name: 'next_token', datatype: 'INT64', shape: [-1, 1] },
+        { name: 'logprob', datatype: 'FP32', shape: [-1, 1] },
+      ],
     });
     assert.equal(parsed.fileMetadata.inputs.length, 7);
     assert.equal(understandSignature(parsed.metadata).kv?.implicitState, true);

@@ -83,7 +83,11 @@ describe('model-server: health, metadata, config', () => {
         { name: 'attention_mask', datatype: 'INT64', shape: [-1, -1] },
         { name: 'position_ids', datatype: 'INT64', shape: [-1, -1] },
       ],
-      outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 1, VOCAB] }],
+      outputs: [
+        { name: 'logits', datatype: 'FP32', shape: [-1, 1, VOCAB] },
+        { name: 'next_token', datatype: 'INT64', shape: [-1, 1] },
+        { name: 'logprob', datatype: 'FP32', shape: [-1, 1] },
+      ],
     });
     const seed = await call('/v2/models/seed');
     assert.equal(

@@ -315,6 +315,18 @@ for (const fused of [false, true]) {
         );
         assert.ok(diff < TOLERANCE, `row ${b}: max |diff| ${diff}`);
       });
+      // Beside them, the greedy choice of each row's last real token, as next-token gives it.
+      assert.deepEqual(last.next_token?.dims, [batch, 1]);
+      assert.equal(full.next_token, undefined, '--full-logits has no greedy outputs');
+      const tokens = Array.from(last.next_token!.data as BigInt64Array, Number);
+      const logprobs = floats(last.logprob);
+      ROWS.forEach((r, b) => {
+        const lastReal = reference[b]![r.length - 1]!;
+        const best = argmax(lastReal);
+        assert.equal(tokens[b], best, `row ${b}`);
+        const lp = logSoftmaxAt(lastReal, best);
+        assert.ok(Math.abs(logprobs[b]! - lp) < TOLERANCE, `row ${b}: ${logprobs[b]} vs ${lp}`);
+      });
       // The presents do not depend on which logits are emitted.
       const presentDiff = maxAbsDiff(floats(full['present.1.key']), floats(last['present.1.key']));
       assert.ok(presentDiff < 1e-6, `presents differ by ${presentDiff}`);

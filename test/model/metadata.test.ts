@@ -83,7 +83,15 @@ describe('readModelMetadata', () => {
     ]);
     assert.deepEqual(
       meta.outputs.map((o) => o.name),
-      ['logits', 'present.0.key', 'present.0.value', 'present.1.key', 'present.1.value'],
+      [
+        'logits',
+        'next_token',
+        'logprob',
+        'present.0.key',
+        'present.0.value',
+        'present.1.key',
+        'present.1.value',
+      ],
     );
   });
 
@@ -169,8 +177,22 @@ describe('understandSignature', () => {
       nextToken: { name: 'next_token', datatype: 'INT64' },
       logprob: { name: 'logprob', datatype: 'FP32' },
     });
-    const kv = understandSignature(await readModelMetadata(files.get('kv')!, 'm'));
+    const kvMeta = await readModelMetadata(files.get('kv')!, 'm');
+    const kv = understandSignature(kvMeta);
     assert.equal(kv.variant, 'kv');
+    assert.deepEqual(kv.outputs, {
+      logits: { name: 'logits', datatype: 'FP32' },
+      greedy: {
+        nextToken: { name: 'next_token', datatype: 'INT64' },
+        logprob: { name: 'logprob', datatype: 'FP32' },
+      },
+    });
+    // An Optimum export has logits alone: a kv model all the same, read through its logits.
+    const optimum = understandSignature({
+      ...kvMeta,
+      outputs: kvMeta.outputs.filter((o) => o.name !== 'next_token' && o.name !== 'logprob'),
+    });
+    assert.deepEqual(optimum.outputs, { logits: { name: 'logits', datatype: 'FP32' } });
     assert.deepEqual(kv.positionIds, { name: 'position_ids', datatype: 'INT64' });
     assert.deepEqual(kv.kv, {
       implicitState: false,

@@ -126,7 +126,7 @@ describe('configPbtxt', () => {
     assert.match(text, /name: "position_ids"\n {4}data_type: TYPE_INT64\n {4}dims: \[ -1 \]/);
     assert.match(
       text,
-      /output \[\n {2}\{\n {4}name: "logits"\n {4}data_type: TYPE_FP32\n {4}dims: \[ 1, 50257 \]\n {2}\}\n\]/,
+      /output \[\n {2}\{\n {4}name: "logits"\n {4}data_type: TYPE_FP32\n {4}dims: \[ 1, 50257 \]\n {2}\},\n {2}\{\n {4}name: "next_token"\n {4}data_type: TYPE_INT64\n {4}dims: \[ 1 \]\n {2}\},\n {2}\{\n {4}name: "logprob"\n {4}data_type: TYPE_FP32\n {4}dims: \[ 1 \]\n {2}\}\n\]/,
     );
     assert.match(text, /max_sequence_idle_microseconds: 60000000/);
     assert.doesNotMatch(text, /dynamic_batching/);
@@ -154,6 +154,11 @@ describe('configPbtxt', () => {
       )?.[1];
     assert.equal(logitsDims(false), '1, 50257');
     assert.equal(logitsDims(true), '-1, 50257');
+    // The greedy outputs are those of the last position: not in a --full-logits build.
+    assert.doesNotMatch(
+      configPbtxt({ ...base, variant: 'kv', maxBatchSize: 1, fullLogits: true }),
+      /next_token/,
+    );
   });
 
   test('seed signature: no batching, the notebook’s names and shapes', () => {

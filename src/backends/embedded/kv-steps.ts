@@ -4,12 +4,13 @@
  * step feeds only the new token with that sequence's cache. Decodes of several sequences run as
  * one batch — pasts left-padded to a common length, padding masked out with attention_mask zeros
  * and positions given explicitly (the Optimum convention allows this) — so that on CPU the
- * weights are read once per step for all of them.
+ * weights are read once per step for all of them. The greedy choice comes from the graph's
+ * next_token and logprob outputs where the model has them, else from its logits here.
  */
 import type * as ort from 'onnxruntime-node';
 import type { KvSignature } from '../../contract/signature.js';
 import { BackendError, type StepCost, type StepRequest, type StepResult } from '../backend.js';
-import { greedyAtLastPosition, ids, PAD_ID } from './feeds.js';
+import { greedyAtLastPosition, type IdArray, ids, PAD_ID } from './feeds.js';
 import { floatData, type KvCache } from './kv-cache.js';
 
 /** A decode row longer than this many times the median decode row runs outside the group… */
@@ -124,6 +125,36 @@ function presentNames(sig: KvSignature): string[] {
   return sig.kv.layers.flatMap((layer) => [layer.presentKey, layer.presentValue]);
 }
 
+/**
+ * What a run fetches: the presents, and, when a row wants its token, the graph's greedy outputs
+ * where it has them (12 bytes a row, the pass over the vocabulary done by onnxruntime) or else the
+ * logits (201 KB a row, the pass done here).
+ */
+function fetchNames(sig: KvSignature, rows: readonly StepRequest[]): string[] {
+  const presents = presentNames(sig);
+  if (!rows.some(wanted)) return presents;
+  const { greedy, logits } = sig.outputs;
+  return greedy === undefined
+    ? [logits.name, ...presents]
+    : [greedy.nextToken.name, greedy.logprob.name, ...presents];
+}
+
+/** Row b's greedy choice from a run's outputs, as fetchNames() asked for them. */
+function chosen(
+  sig: KvSignature,
+  out: ort.InferenceSession.OnnxValueMapType,
+  b: number,
+): StepResult {
+  const { greedy, logits } = sig.outputs;
+  if (greedy === undefined) return greedyAtLastPosition(out[logits.name], b);
+  const token = out[greedy.nextToken.name]?.data as IdArray | undefined;
+  const logprob = floatData(out[greedy.logprob.name], greedy.logprob.name)[b];
+  if (token?.[b] === undefined || logprob === undefined) {
+    throw new BackendError('BACKEND_BAD_RESPONSE', `the model returned no next_token for row ${b}`);
+  }
+  return { tokenId: Number(token[b]), logprob };
+}
+
 /** The presents of a run, in the order of presentNames(). */
 function presentsOf(sig: KvSignature, out: ort.InferenceSession.OnnxValueMapType): ort.Tensor[] {
   return presentNames(sig).map((name) => {
@@ -157,8 +188,8 @@ async function runOne(
     },
     own.past,
   );
-  const out = await session.run(feeds);
-  const result = wanted(r) ? greedyAtLastPosition(out[sig.outputs.logits.name], 0) : undefined;
+  const out = await session.run(feeds, fetchNames(sig, [r]));
+  const result = wanted(r) ? chosen(sig, out, 0) : undefined;
   // The presents become the next step's pasts as they are: no copy.
   cache.storeOwn(r.sequenceId, presentsOf(sig, out), total);
   return result;
@@ -193,7 +224,7 @@ async function prefillTogether(
     { tokens, mask, positions },
     cache.emptyPast(rows.length),
   );
-  const out = await session.run(feeds);
+  const out = await session.run(feeds, fetchNames(sig, rows));
   const presents = presentNames(sig).map((name) => floatData(out[name], name));
   cache.storeRows(
     rows.map((r) => r.sequenceId),
@@ -201,8 +232,7 @@ async function prefillTogether(
     presents,
     W,
   );
-  const logits = out[sig.outputs.logits.name];
-  return rows.map((r, b) => (wanted(r) ? greedyAtLastPosition(logits, b) : undefined));
+  return rows.map((r, b) => (wanted(r) ? chosen(sig, out, b) : undefined));
 }
 
 /**
@@ -230,8 +260,7 @@ async function runGroup(
     { tokens: rows.map((r) => r.tokens.at(-1) as number), mask, positions: lengths },
     group.past,
   );
-  const out = await session.run(feeds);
+  const out = await session.run(feeds, fetchNames(sig, rows));
   cache.advanceGroup(members, presentsOf(sig, out), lengths);
-  const logits = out[sig.outputs.logits.name];
-  return rows.map((r, b) => (wanted(r) ? greedyAtLastPosition(logits, b) : undefined));
+  return rows.map((r, b) => (wanted(r) ? chosen(sig, out, b) : undefined));
 }

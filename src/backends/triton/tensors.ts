@@ -4,7 +4,12 @@
  * turn an answer of the wrong shape into BACKEND_BAD_RESPONSE instead of reading past a buffer.
  */
 
-import type { KvSignature, ModelSignature, TensorRef } from '../../contract/signature.js';
+import type {
+  GreedyOutputs,
+  KvSignature,
+  ModelSignature,
+  TensorRef,
+} from '../../contract/signature.js';
 import {
   fixedDatatype,
   numberAt,
@@ -87,13 +92,16 @@ export function readRow(
   length: number,
   width: number,
 ): StepResult {
-  if (s.variant === 'next-token') {
+  const greedyRow = (greedy: GreedyOutputs): StepResult => {
     const one = (shape: readonly number[]) =>
       shape[0] === rows && shape.slice(1).every((d) => d === 1);
-    const token = output(outputs, s.outputs.nextToken, one, `[${rows}, 1]`);
-    const logprob = output(outputs, s.outputs.logprob, one, `[${rows}, 1]`);
+    const token = output(outputs, greedy.nextToken, one, `[${rows}, 1]`);
+    const logprob = output(outputs, greedy.logprob, one, `[${rows}, 1]`);
     return { tokenId: numberAt(token.data, b), logprob: numberAt(logprob.data, b) };
-  }
+  };
+  if (s.variant === 'next-token') return greedyRow(s.outputs);
+  // A kv model with the greedy outputs was asked for those only (plan.ts).
+  if (s.variant === 'kv' && s.outputs.greedy !== undefined) return greedyRow(s.outputs.greedy);
   if (s.variant === 'last') {
     const t = output(
       outputs,

@@ -117,6 +117,25 @@ describe('planFromMetadata', () => {
     assert.equal(plan.signature.variant, 'kv');
     assert.equal(plan.batched, false);
     assert.equal(plan.maxBatchSize, 4);
+    assert.deepEqual(
+      plan.outputs.map((t) => t.name),
+      ['logits'],
+    );
+  });
+
+  it('a kv model with the greedy outputs is asked for those instead of its logits', () => {
+    const plan = planFromMetadata(
+      input({
+        metadata: { ...KV_IMPLICIT, outputs: [...KV_IMPLICIT.outputs, ...NEXT_TOKEN.outputs] },
+        config: config({ max_batch_size: 8, sequence_batching: SEQUENCE_BATCHING }),
+        serverVersion: '2.41.0',
+      }),
+    );
+    assert.equal(plan.signature.variant, 'kv');
+    assert.deepEqual(
+      plan.outputs.map((t) => t.name),
+      ['next_token', 'logprob'],
+    );
   });
 
   it('refuses a kv model whose past_key_values are plain inputs', () => {
