@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: the gateway on the embedded backend (its inference worker, as `serve` runs it)
- * versus the floor (a bare onnxruntime-node greedy loop on the same model file, same process,
- * same run), on the full-size gpt2 architecture (random weights; speed does not depend on their
- * values).
+ * versus the floor (a bare onnxruntime-node greedy loop on the same model file, same process and
+ * run, in a thread of its own as the inference worker is), on the full-size gpt2 architecture
+ * (random weights; speed does not depend on their values).
  *
  * Reports per-token latency at batch 1, tokens/s at concurrency 1, 4 and 16, the ratio of each to
  * the floor at the same batch, and the gateway's own overhead per token (request time minus
@@ -27,7 +27,7 @@ import { attack } from '../src/loadtest/attack.js';
 import { summarize } from '../src/loadtest/summary.js';
 import { NAMED_CONFIGS } from '../src/model/configs.js';
 import { loadGpt2Tokenizer } from '../src/tokenizer/gpt2-tokenizer.js';
-import { plainGreedyLoop } from './plain-loop.js';
+import { FloorWorker } from './floor-worker.js';
 
 const PROMPT = 'I love Artificial Intelligence';
 const DEFAULT_NEW_TOKENS = 32;
@@ -124,14 +124,9 @@ async function main(): Promise<number> {
 
   // Floor and gateway run interleaved, round after round, so that background load (the build
   // machine is shared) hits both alike; each figure is the median over rounds.
-  // The floor's session has the same options as the gateway's inference worker (idle intra-op
-  // threads sleep), so that the ratios measure the gateway, not a session setting.
-  const session = await ort.InferenceSession.create(modelFile, {
-    executionProviders: ['cpu'],
-    graphOptimizationLevel: 'all',
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
-  await plainGreedyLoop(session, shape, prompt, 3, 1);
+  // The floor runs in a thread of its own, as the gateway's inference does (floor-worker.ts).
+  const floorLoop = new FloorWorker(modelFile, shape);
+  await floorLoop.run(prompt, 3, 1);
   const config = loadConfig({
     RATE_LIMIT_MAX: '0',
     MAX_BATCH_SIZE: '16',
@@ -152,7 +147,7 @@ async function main(): Promise<number> {
   for (let round = 0; round < ROUNDS; round++) {
     for (const concurrency of CONCURRENCY) {
       const started = performance.now();
-      const run = await plainGreedyLoop(session, shape, prompt, newTokens, concurrency);
+      const run = await floorLoop.run(prompt, newTokens, concurrency);
       const seconds = (performance.now() - started) / 1000;
       const f = {
         stepMs: median(run.stepMs),
@@ -165,9 +160,9 @@ async function main(): Promise<number> {
       log.info({ round, ...row }, 'gateway');
     }
   }
-  const floorTokens = (await plainGreedyLoop(session, shape, prompt, newTokens, 1)).tokens[0]!;
+  const floorTokens = (await floorLoop.run(prompt, newTokens, 1)).tokens[0]!;
   const gatewayTokens = (await gateway.ask(newTokens)).body.tokens.map((t) => t.id);
-  await session.release();
+  await floorLoop.close();
   const longPrompts = Array.from({ length: PROBE_LONG_PROMPTS }, (_, i) =>
     longPrompt(tokenizer, i),
   );
