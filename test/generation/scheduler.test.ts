@@ -20,11 +20,16 @@ function setup<B extends ToyBackend = ToyBackend>(
     prefillChunkTokens?: number;
     prefillStepSlowdown?: number;
     maxBatchTotalTokens?: number;
+    gatherMs?: number;
   } = {},
 ) {
-  const { backend = new ToyBackend() as B, ...rest } = options;
+  // No wait for a burst from idle unless a test asks for one: steps start at the next tick.
+  const { backend = new ToyBackend() as B, gatherMs = 0, ...rest } = options;
   const metrics = createGatewayMetrics(new Registry());
-  const scheduler = new Scheduler({ backend, tokenizer, metrics, maxBatchSize, maxQueue, ...rest });
+  const scheduler = new Scheduler({
+    ...{ backend, tokenizer, metrics, maxBatchSize, maxQueue, gatherMs },
+    ...rest,
+  });
   return { backend, metrics, scheduler };
 }
 
@@ -55,6 +60,28 @@ test('concurrent generations share steps, up to maxBatchSize, and each gets its 
   // Sequences 1 and 2 run together; 3 joins when 1 finishes (continuous batching).
   assert.deepEqual(backend.steps, [[1, 2], [1, 2], [1, 2], [2, 3], [3], [3], [3], [3]]);
   assert.deepEqual(backend.released.sort(), [1, 2, 3]);
+});
+
+test('from idle, the first step waits while arrivals keep coming, so a burst is prefilled together', async () => {
+  const burst = async (gatherMs: number) => {
+    // Slices far longer than the ticks between the submissions, so that they gather for sure.
+    const { backend, scheduler } = setup(4, 4, { gatherMs });
+    const outcomes = [scheduler.submit(spec([1], 2))];
+    for (const prompt of [[2], [3]]) {
+      await tick();
+      outcomes.push(scheduler.submit(spec(prompt, 2)));
+    }
+    await Promise.all(outcomes);
+    return backend.steps;
+  };
+  assert.deepEqual(await burst(200), [
+    [1, 2, 3],
+    [1, 2, 3],
+  ]);
+  // Without the wait the first step goes before the others arrive, and they run steps behind.
+  const unwaited = await burst(0);
+  assert.deepEqual(unwaited[0], [1]);
+  assert.ok(unwaited.length > 2, JSON.stringify(unwaited));
 });
 
 test('a full queue refuses at once with QUEUE_FULL and a Retry-After', async () => {
