@@ -89,6 +89,8 @@ export const ERRORS = {
   BACKEND_OVERLOADED: rec(503, 'the model server is overloaded; retry later', R, _, 'failure'),
   /** The model is not loaded yet, or the backend was closed under a generation (shutdown). */
   BACKEND_NOT_READY: rec(503, 'the model is not loaded yet; retry later', R, _, 'refusal'),
+  /** A tokenizer worker died while encoding the prompt (it is replaced), or none can start. */
+  TOKENIZER_UNAVAILABLE: rec(503, 'the tokenizer failed on this text; retry later', R, _, 'failure'),
   BACKEND_TIMEOUT: rec(504, 'the model server did not answer in time; retry later', _, _, 'failure'),
 } as const satisfies Record<string, ErrorRecord>;
 

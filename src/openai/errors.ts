@@ -113,6 +113,7 @@ const MAPPINGS: Readonly<Record<ErrorCode, Mapping>> = {
   BACKEND_UNAVAILABLE: { type: 'server_error' },
   BACKEND_OVERLOADED: { type: 'server_error' },
   BACKEND_NOT_READY: { type: 'server_error' },
+  TOKENIZER_UNAVAILABLE: { type: 'server_error' },
   BACKEND_TIMEOUT: { type: 'server_error' },
 };
 

@@ -40,6 +40,7 @@ function asGatewayError(err: unknown): unknown {
     case 'TOKENIZER_CLOSED':
       return new GatewayError('SHUTTING_DOWN', undefined, { cause: err });
     case 'TOKENIZER_WORKER_FAILED':
-      return new GatewayError('INTERNAL_ERROR', undefined, { cause: err });
+      // The pool replaces a dead worker, so a retry is likely to succeed; the cause is logged.
+      return new GatewayError('TOKENIZER_UNAVAILABLE', undefined, { cause: err });
   }
 }

@@ -46,6 +46,7 @@ export const COMPLETE_ERROR_CODES = [
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
   'RATE_LIMITED',
+  'TOKENIZER_UNAVAILABLE',
   ...GENERATION_FAILURE_CODES,
 ] as const satisfies readonly ErrorCode[];
 

@@ -22,6 +22,7 @@ export const TOKENIZE_ERROR_CODES = [
   'INTERNAL_ERROR',
   'QUEUE_FULL',
   'SHUTTING_DOWN',
+  'TOKENIZER_UNAVAILABLE',
 ] as const satisfies readonly ErrorCode[];
 
 export interface TokenizeRouteOptions {
