@@ -305,6 +305,8 @@ async function buildMetricsServer(
     requestIdHeader: false,
   });
   clientErrors.attach(server.server, server.log);
+  // A flood of idle sockets on the scrape port would otherwise hold file descriptors unbounded.
+  capConnections(server.server, config.maxConnections, server.log);
   installErrorHandler(server, metrics, config.bodyLimitBytes);
   await server.register(metricsRoute, { registry });
   await server.ready();

@@ -93,3 +93,13 @@ test('the metrics listener answers what the HTTP parser refuses, and slow header
     await app.close();
   }
 });
+
+test('the metrics listener has the API port’s connection cap', async () => {
+  const { app } = await toyApp({ METRICS_PORT: '0', MAX_CONNECTIONS: '7' });
+  try {
+    assert.equal(app.server.maxConnections, 7);
+    assert.equal(app.metricsServer?.server.maxConnections, 7);
+  } finally {
+    await app.close();
+  }
+});
