@@ -153,3 +153,16 @@ function rec(
 ): ErrorRecord {
   return { status, message, retryAfterSeconds, reason, log };
 }
+
+/** Longest client text an error message repeats whole. */
+const MAX_ECHO_CHARS = 64;
+
+/**
+ * Client text (a field name, a model id) as an error message repeats it: whole when short, else
+ * its start and its length, so that a megabyte-long name does not come back a megabyte long.
+ */
+export function echoed(text: string): string {
+  return text.length <= MAX_ECHO_CHARS
+    ? text
+    : `${text.slice(0, MAX_ECHO_CHARS)}… (${text.length} characters)`;
+}

@@ -7,7 +7,7 @@
  */
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
 import { BackendError } from '../backends/backend.js';
-import { ERRORS, GatewayError } from '../contract/errors.js';
+import { ERRORS, echoed, GatewayError } from '../contract/errors.js';
 import { GenerationCancelledError } from '../generation/scheduler.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { sendError } from './error-reply.js';
@@ -84,7 +84,7 @@ function validationMessage(errors: readonly AjvError[], allowed: readonly string
     case 'required':
       return `'${String(first.params.missingProperty)}' is required`;
     case 'additionalProperties':
-      return `unknown field '${String(first.params.additionalProperty)}'${
+      return `unknown field '${echoed(String(first.params.additionalProperty))}'${
         field === '' && allowed.length > 0 ? `; allowed fields: ${allowed.join(', ')}` : ''
       }`;
     case 'type':

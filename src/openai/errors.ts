@@ -8,7 +8,7 @@
  * the gateway's own statuses are kept as they are; `type` and `code` are for people and logs.
  */
 
-import { type ErrorCode, GatewayError } from '../contract/errors.js';
+import { type ErrorCode, echoed, GatewayError } from '../contract/errors.js';
 
 export interface OpenAIErrorBody {
   error: {
@@ -43,7 +43,7 @@ export function modelNotFound(model: string): OpenAIError {
   return openAIError(
     404,
     'invalid_request_error',
-    `The model \`${model}\` does not exist`,
+    `The model \`${echoed(model)}\` does not exist`,
     'model',
     'model_not_found',
   );

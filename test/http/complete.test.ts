@@ -186,6 +186,14 @@ const INVALID: [string, unknown, string | undefined, number, string, string][] =
     "unknown field 'temperature'; allowed fields: prompt, max_new_tokens, stop, stream",
   ],
   [
+    'unknown field with a huge name',
+    { prompt: 'a', ['x'.repeat(100_000)]: 1 },
+    undefined,
+    400,
+    'INVALID_REQUEST',
+    `unknown field '${'x'.repeat(64)}… (100000 characters)'; allowed fields: prompt, max_new_tokens, stop, stream`,
+  ],
+  [
     'max_new_tokens 0',
     { prompt: 'a', max_new_tokens: 0 },
     undefined,

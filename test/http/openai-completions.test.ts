@@ -273,3 +273,15 @@ test('an omitted max_tokens is DEFAULT_MAX_NEW_TOKENS, as on /complete, not a fi
   assert.equal(openAI.json<{ usage: { completion_tokens: number } }>().usage.completion_tokens, 3);
   await app.close();
 });
+
+test('a huge unknown model id comes back as its start and its length, not whole', async () => {
+  const { app } = await toyApp();
+  const model = 'm'.repeat(50_000);
+  const res = await app.inject(post({ model, prompt: 'hello', max_tokens: 1 }));
+  assert.equal(res.statusCode, 404);
+  assertOpenAIError(res.body, {
+    code: 'model_not_found',
+    message: `The model \`${'m'.repeat(64)}… (50000 characters)\` does not exist`,
+  });
+  await app.close();
+});
