@@ -375,6 +375,7 @@ export class Scheduler {
     metrics.batchSize.observe(plan.length);
     const promptTokens = plan.reduce((sum, p) => sum + p.fed - p.job.fed, 0);
     this.#prefillBudget.observe(promptTokens, backend.lastStepCost?.());
+    if (promptTokens > 0) metrics.stepPromptTokens.observe(promptTokens);
     let generated = 0;
     for (const [i, { job, request, fed }] of plan.entries()) {
       job.fed = fed;

@@ -15,6 +15,7 @@ const MISNAMED_DEFAULT_GAUGES = [
 /** 0.5 ms .. ~65 s, doubling: covers a GPU step (~2 ms) to a long CPU generation. */
 const SECONDS_BUCKETS = Array.from({ length: 18 }, (_, i) => 0.0005 * 2 ** i);
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+const PROMPT_TOKEN_BUCKETS = [1, 4, 8, 16, 24, 32, 48, 64, 128, 256, 512, 1024, 4096];
 
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
 
@@ -69,6 +70,12 @@ export function createGatewayMetrics(registry: Registry) {
       name: `${PREFIX}backend_batch_size`,
       help: 'Sequences carried by one backend step.',
       buckets: BATCH_BUCKETS,
+      registers,
+    }),
+    stepPromptTokens: new Histogram({
+      name: `${PREFIX}step_prompt_tokens`,
+      help: 'Prompt tokens fed by one backend step, of the steps that feed any (chunked prefill: at most PREFILL_CHUNK_TOKENS, fewer when PREFILL_STEP_SLOWDOWN sizes the chunk down).',
+      buckets: PROMPT_TOKEN_BUCKETS,
       registers,
     }),
     inFlight: new Gauge({

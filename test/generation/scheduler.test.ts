@@ -244,7 +244,7 @@ class CostingToy extends ChunkingToy {
 
 test('chunks shrink to keep steps within the slowdown of the usual decode', async () => {
   const run = async (prefillStepSlowdown: number) => {
-    const { backend, scheduler } = setup(4, 4, {
+    const { backend, metrics, scheduler } = setup(4, 4, {
       backend: new CostingToy(),
       prefillChunkTokens: 64,
       prefillStepSlowdown,
@@ -262,6 +262,9 @@ test('chunks shrink to keep steps within the slowdown of the usual decode', asyn
       short.tokens.map((t) => t.id),
       greedy([5, 6], 12),
     );
+    // Every prompt token (2 + 200) is in the histogram of prompt tokens per step.
+    const fed = (await metrics.stepPromptTokens.get()).values;
+    assert.equal(fed.find((v) => v.metricName?.endsWith('_sum'))?.value, 202);
     // The long prompt's tokens fed at each step, while it prefills.
     return backend.requests.flatMap((batch) =>
       batch.flatMap((r) => (r.sequenceId === 2 && r.tokens.length <= 200 ? [r.tokens.length] : [])),
