@@ -33,7 +33,7 @@ const PROMPT = 'I love Artificial Intelligence';
 const DEFAULT_NEW_TOKENS = 32;
 const CONCURRENCY = [1, 4, 16];
 /** Interleaved floor/gateway rounds; figures are medians over them. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 /** Prompt length of the long prompts the load phase sends (n_positions is 1024). */
 const LONG_PROMPT_TOKENS = 1000;
 const LONG_PROMPT_NEW_TOKENS = 8;
