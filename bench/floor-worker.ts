@@ -52,22 +52,30 @@ if (parentPort !== null && workerData?.floor === true) {
 export class FloorWorker {
   readonly #worker: Worker;
   #waiting: ((a: Answer) => void)[] = [];
+  /** Why the thread is gone: every run waiting and every later one fails with it. */
+  #lost: string | undefined;
 
   constructor(modelFile: string, shape: Shape) {
     this.#worker = new Worker(new URL(import.meta.url), {
       workerData: { floor: true, modelFile, shape },
     });
     this.#worker.on('message', (a: Answer) => this.#waiting.shift()?.(a));
-    this.#worker.on('error', (err) => {
-      for (const wake of this.#waiting.splice(0)) wake({ error: err.message });
-    });
+    const lose = (why: string) => {
+      this.#lost ??= why;
+      for (const wake of this.#waiting.splice(0)) wake({ error: this.#lost });
+    };
+    this.#worker.on('error', (err) => lose(err.message));
+    this.#worker.on('exit', (code) => lose(`its thread exited (code ${code})`));
   }
 
   async run(prompt: number[], newTokens: number, batch: number): Promise<PlainLoopResult> {
-    const answer = await new Promise<Answer>((resolve) => {
-      this.#waiting.push(resolve);
-      this.#worker.postMessage({ prompt, newTokens, batch } satisfies Request);
-    });
+    const answer =
+      this.#lost !== undefined
+        ? { error: this.#lost }
+        : await new Promise<Answer>((resolve) => {
+            this.#waiting.push(resolve);
+            this.#worker.postMessage({ prompt, newTokens, batch } satisfies Request);
+          });
     if ('error' in answer) throw new Error(`the floor failed: ${answer.error}`);
     return answer;
   }

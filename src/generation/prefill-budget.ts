@@ -12,8 +12,9 @@
  * of the recent steps (the gap a stream has when nothing prefills): the room left beside this
  * step's decodes, divided by what a prompt token cost in the last steps that fed some. Never more
  * than `maxTokens`, never fewer than MIN_TOKENS (a prompt always makes progress), and `maxTokens`
- * whenever there is nothing to protect or nothing measured yet: no decodes, or a backend that
- * does not report its costs (Triton, which takes whole prompts anyway).
+ * whenever there is nothing to protect or nothing measured yet: no decode in the step to come, or
+ * a backend that does not report its costs (Triton, which takes whole prompts anyway). The room
+ * is judged from the decodes of the last step that had any.
  */
 import type { StepCost } from '../backends/backend.js';
 
@@ -35,9 +36,8 @@ export interface PrefillBudgetOptions {
 
 export class PrefillBudget {
   readonly #options: PrefillBudgetOptions;
-  /** Decode costs (ms) of the last DECODE_WINDOW steps that had decodes. */
+  /** Decode costs (ms) of the last DECODE_WINDOW steps that had decodes, the last one last. */
   readonly #decodes: number[] = [];
-  #lastDecodeMs = 0;
   /** Smoothed cost of one prompt token (ms), from the steps that fed some. */
   #msPerToken: number | undefined;
 
@@ -45,13 +45,16 @@ export class PrefillBudget {
     this.#options = options;
   }
 
-  /** Prompt tokens the next step may feed. */
-  tokens(): number {
+  /** Prompt tokens the next step may feed; `decodes`: whether it also decodes for anyone. */
+  tokens(decodes: boolean): number {
     const { maxTokens, stepSlowdown } = this.#options;
     const perToken = this.#msPerToken;
-    if (stepSlowdown === 0 || perToken === undefined || this.#lastDecodeMs === 0) return maxTokens;
+    const lastDecodeMs = this.#decodes.at(-1);
+    if (!decodes || stepSlowdown === 0 || perToken === undefined || lastDecodeMs === undefined) {
+      return maxTokens;
+    }
     const usualGap = Math.min(...this.#decodes);
-    const room = stepSlowdown * usualGap - this.#lastDecodeMs;
+    const room = stepSlowdown * usualGap - lastDecodeMs;
     const fit = Math.floor(room / perToken);
     return Math.max(Math.min(MIN_PREFILL_CHUNK_TOKENS, maxTokens), Math.min(maxTokens, fit));
   }
@@ -59,7 +62,6 @@ export class PrefillBudget {
   /** A step completed: the prompt tokens it fed, and its cost as the backend measured it. */
   observe(promptTokens: number, cost: StepCost | undefined): void {
     if (cost === undefined) return;
-    this.#lastDecodeMs = cost.decodeMs;
     if (cost.decodeMs > 0) {
       this.#decodes.push(cost.decodeMs);
       if (this.#decodes.length > DECODE_WINDOW) this.#decodes.shift();

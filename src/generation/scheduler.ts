@@ -300,7 +300,8 @@ export class Scheduler {
   #plan(): Planned[] {
     const { backend, prefillChunkTokens = 0 } = this.#options;
     const chunking = backend.description.chunkedPrefill === true && prefillChunkTokens > 0;
-    let budget = chunking ? this.#prefillBudget.tokens() : Number.POSITIVE_INFINITY;
+    const decodes = this.#active.some((job) => job.fed >= job.generation.spec.promptIds.length);
+    let budget = chunking ? this.#prefillBudget.tokens(decodes) : Number.POSITIVE_INFINITY;
     const plan: Planned[] = [];
     for (const job of this.#active) {
       const { sequence } = job.generation;

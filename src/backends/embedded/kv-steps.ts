@@ -49,7 +49,8 @@ export async function stepKv(
   const decode: number[] = [];
   for (const [b, r] of batch.entries()) {
     const length = cache.length(r.sequenceId);
-    if (length !== undefined && r.tokens.length === length + 1) decode.push(b);
+    // A one-token prompt chunk that wants no token is prompt work, not a decode.
+    if (length !== undefined && r.tokens.length === length + 1 && wanted(r)) decode.push(b);
   }
   const grouped =
     batchTogether && decode.length > 1
@@ -57,7 +58,11 @@ export async function stepKv(
       : [];
   const batched = grouped.length > 1;
   const decodeRows = grouped.map((b) => batch[b] as StepRequest);
-  cache.keepGroupOnlyFor(batched ? decodeRows.map((r) => r.sequenceId) : undefined);
+  // Rows leaving the decode group are copied out here: decode work when this step decodes, else
+  // part of the step's prompt work (a decode cost with no decode would read as a tiny usual gap).
+  await timed(decode.length > 0 ? 'decodeMs' : 'prefillMs', async () =>
+    cache.keepGroupOnlyFor(batched ? decodeRows.map((r) => r.sequenceId) : undefined),
+  );
   // New sequences are prefilled together (one read of the weights for all their prompts);
   // anything else that is not a batched decode runs one sequence at a time.
   const prefill = batch.flatMap((r, b) => (cache.has(r.sequenceId) ? [] : [b]));
