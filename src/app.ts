@@ -102,20 +102,37 @@ export function loggerOptions(config: Config): LoggerOptions {
   };
 }
 
-export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+/**
+ * A fastify server as every listener of the gateway is one (the API port and METRICS_PORT): slow
+ * or malformed requests bounded and answered in the one error body, open connections capped at
+ * MAX_CONNECTIONS, the app's logger with the probes' and the scrape's request lines at debug
+ * (src/http/request-logging.ts), and no client-chosen request ids unless `options` says how.
+ */
+function boundedServer(
+  config: Config,
+  deps: AppDeps,
+  options: FastifyServerOptions = {},
+): FastifyInstance {
   const clientErrors = new ClientErrors(config.requestTimeoutMs);
-  const app = Fastify({
-    // Slow or malformed requests: bounded, and answered in the one error body.
+  const server = Fastify({
     ...serverLimitOptions(config),
     clientErrorHandler: clientErrors.handler,
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? false }
       : { loggerInstance: deps.loggerInstance }),
-    // The probes' and the scrape's request lines at debug (src/http/request-logging.ts).
     logController: new RequestLogController(),
+    requestIdHeader: false,
+    ...options,
+  });
+  clientErrors.attach(server.server, server.log);
+  capConnections(server.server, config.maxConnections, server.log);
+  return server;
+}
+
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const app = boundedServer(config, deps, {
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
-    requestIdHeader: false,
     genReqId: (req: IncomingMessage) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
@@ -151,8 +168,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     now,
   });
   app.decorate('metricsRegistry', registry);
-  clientErrors.attach(app.server, app.log);
-  capConnections(app.server, config.maxConnections, app.log);
   app.decorate('drain', () => scheduler.drain());
   app.decorate('endGenerations', () => scheduler.abortAll(shutdownDeadlineError()));
   // Closing is not waiting: a graceful wait is drain() first (server.ts bounds it). Whatever is
@@ -293,20 +308,8 @@ async function buildMetricsServer(
   registry: Registry,
   metrics: GatewayMetrics,
 ): Promise<FastifyInstance> {
-  // The same bounds and parser answers as the API port: a scrape port is a socket too.
-  const clientErrors = new ClientErrors(config.requestTimeoutMs);
-  const server = Fastify({
-    ...serverLimitOptions(config),
-    clientErrorHandler: clientErrors.handler,
-    ...(deps.loggerInstance === undefined
-      ? { logger: deps.logger ?? false }
-      : { loggerInstance: deps.loggerInstance }),
-    logController: new RequestLogController(),
-    requestIdHeader: false,
-  });
-  clientErrors.attach(server.server, server.log);
-  // A flood of idle sockets on the scrape port would otherwise hold file descriptors unbounded.
-  capConnections(server.server, config.maxConnections, server.log);
+  // The same bounds, cap and parser answers as the API port: a scrape port is a socket too.
+  const server = boundedServer(config, deps);
   installErrorHandler(server, metrics, config.bodyLimitBytes);
   await server.register(metricsRoute, { registry });
   await server.ready();
