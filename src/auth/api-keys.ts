@@ -312,6 +312,7 @@ type HeaderValue = string | string[] | undefined;
 /**
  * Reads `Authorization: Bearer <key>` (RFC 6750 §2.1; the scheme is case-insensitive per RFC 9110
  * §11.1) or `x-api-key: <key>`. Both may be sent only if they agree.
+ * https://www.rfc-editor.org/rfc/rfc6750#section-2.1, https://www.rfc-editor.org/rfc/rfc9110#section-11.1
  */
 export function extractCredential(headers: {
   readonly authorization?: HeaderValue;

@@ -50,8 +50,9 @@ export interface AuthHookOptions {
 const HOW_TO_SEND = 'send `Authorization: Bearer <key>` or `x-api-key: <key>`';
 
 /**
- * RFC 6750 §3: no error attribute when no credential came, `invalid_token` for a key that is not
- * valid, `invalid_request` for one that cannot be read.
+ * RFC 6750 §3 (https://www.rfc-editor.org/rfc/rfc6750#section-3): no error attribute when no
+ * credential came, `invalid_token` for a key that is not valid, `invalid_request` for one that
+ * cannot be read.
  */
 const CHALLENGE: Record<UnauthorizedReason, string> = {
   missing: 'Bearer',

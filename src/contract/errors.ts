@@ -69,7 +69,10 @@ export const ERRORS = {
   REQUEST_TIMEOUT: rec(408, 'the request did not arrive in time', _, _, 'client'),
   PAYLOAD_TOO_LARGE: rec(413, 'the body is too large', _, 'payload_too_large', 'client'),
   UNSUPPORTED_MEDIA_TYPE: rec(415, 'send the body as JSON', _, 'unsupported_media_type', 'client'),
-  /** An Expect header other than 100-continue (RFC 9110 §10.1.1); the connection is closed. */
+  /**
+   * An Expect header other than 100-continue (RFC 9110 §10.1.1,
+   * https://www.rfc-editor.org/rfc/rfc9110#section-10.1.1); the connection is closed.
+   */
   EXPECTATION_FAILED: rec(417, 'the Expect header is not supported', _, _, 'client'),
   HEADERS_TOO_LARGE: rec(431, 'the request headers are too large', _, _, 'client'),
   /** Per API key or client address (@fastify/rate-limit); comes with Retry-After. */

@@ -3,7 +3,7 @@
  * says what to send: a compressed body (fastify would parse gzip bytes and answer "not valid
  * JSON") and a charset other than UTF-8 (fastify would decode latin1 bytes as UTF-8 and silently
  * change the prompt). JSON is UTF-8 (RFC 8259 §8.1); 415 is the status for an unsupported
- * content coding (RFC 9110 §15.5.16).
+ * content coding (RFC 9110 §15.5.16, https://www.rfc-editor.org/rfc/rfc9110#section-15.5.16).
  */
 import type { FastifyRequest } from 'fastify';
 import { GatewayError } from '../contract/errors.js';

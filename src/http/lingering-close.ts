@@ -4,7 +4,8 @@
  * (Python's urllib) would otherwise hit a reset and "Broken pipe" and never see the answer: closing
  * a socket with unread data makes the kernel send RST, which also discards the answer on the
  * client. So, like nginx's lingering_close (https://nginx.org/en/docs/http/ngx_http_core_module.html#lingering_close)
- * and as RFC 9112 §9.6 advises, the gateway half-closes (FIN after the answer), reads and discards
+ * and as RFC 9112 §9.6 advises (https://www.rfc-editor.org/rfc/rfc9112#section-9.6), the
+ * gateway half-closes (FIN after the answer), reads and discards
  * what the client still sends, and closes once the body has ended, the client closes, or a bound
  * is reached.
  *

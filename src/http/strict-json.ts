@@ -5,6 +5,7 @@
  * the tokenizer's UTF-8 encoder then turns into U+FFFD: either way the model would see text the
  * client never sent (RFC 8259 §8.2 leaves such strings' behaviour "unpredictable"; we refuse).
  * Registered once for the whole app, so every route that takes text gets it.
+ * RFC 8259: https://www.rfc-editor.org/rfc/rfc8259#section-8
  */
 import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../contract/errors.js';

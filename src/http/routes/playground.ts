@@ -62,7 +62,10 @@ function readAssets(directory: string): Map<string, Asset> | undefined {
   return assets;
 }
 
-/** If-None-Match (RFC 9110 §13.1.2): `*` or any listed tag, compared weakly, matches. */
+/**
+ * If-None-Match (RFC 9110 §13.1.2, https://www.rfc-editor.org/rfc/rfc9110#section-13.1.2): `*` or
+ * any listed tag, compared weakly, matches.
+ */
 function notModified(request: FastifyRequest, etag: string): boolean {
   const header = request.headers['if-none-match'];
   if (typeof header !== 'string') return false;
