@@ -6,9 +6,25 @@
  * content coding (RFC 9110 §15.5.16, https://www.rfc-editor.org/rfc/rfc9110#section-15.5.16).
  */
 import type { FastifyRequest } from 'fastify';
-import { GatewayError } from '../contract/errors.js';
+import { type ErrorCode, GatewayError } from '../contract/errors.js';
 
 const UTF8 = new Set(['utf-8', 'utf8']);
+
+/**
+ * What every route that takes a JSON body with text in it (and tokenizes it) can answer before
+ * its own work: the body's parsing and checks, the key, the rate limit and the tokenizer.
+ */
+export const TEXT_BODY_ERROR_CODES = [
+  'INVALID_JSON',
+  'INVALID_REQUEST',
+  'UNAUTHORIZED',
+  'INVALID_UTF8',
+  'LONE_SURROGATE',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'RATE_LIMITED',
+  'TOKENIZER_UNAVAILABLE',
+] as const satisfies readonly ErrorCode[];
 
 /** A route-level preParsing hook: throws, or leaves the payload alone. */
 export async function refuseUnreadableJsonBody(request: FastifyRequest): Promise<void> {

@@ -13,7 +13,7 @@ import type { GatewayMetrics } from '../../metrics/metrics.js';
 import type { PromptTokenizer } from '../../tokenizer/prompt-tokenizer.js';
 import { type CompletionBody, completionBody } from '../completion-body.js';
 import { recordError, toClientError } from '../error-handler.js';
-import { refuseUnreadableJsonBody } from '../json-body.js';
+import { refuseUnreadableJsonBody, TEXT_BODY_ERROR_CODES } from '../json-body.js';
 import { requireReadyBackend } from '../readiness.js';
 import {
   type CompleteBody,
@@ -37,16 +37,8 @@ export const GENERATION_FAILURE_CODES = [
 ] as const satisfies readonly ErrorCode[];
 
 export const COMPLETE_ERROR_CODES = [
-  'INVALID_JSON',
-  'INVALID_REQUEST',
-  'UNAUTHORIZED',
-  'INVALID_UTF8',
-  'LONE_SURROGATE',
+  ...TEXT_BODY_ERROR_CODES,
   'CONTEXT_LENGTH_EXCEEDED',
-  'PAYLOAD_TOO_LARGE',
-  'UNSUPPORTED_MEDIA_TYPE',
-  'RATE_LIMITED',
-  'TOKENIZER_UNAVAILABLE',
   ...GENERATION_FAILURE_CODES,
 ] as const satisfies readonly ErrorCode[];
 

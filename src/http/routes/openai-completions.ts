@@ -35,24 +35,16 @@ import {
 } from '../../openai/errors.js';
 import { openAICompletionSchema } from '../../openai/schemas.js';
 import { recordError, toClientError } from '../error-handler.js';
-import { refuseUnreadableJsonBody } from '../json-body.js';
+import { refuseUnreadableJsonBody, TEXT_BODY_ERROR_CODES } from '../json-body.js';
 import { requireReadyBackend } from '../readiness.js';
 import { openAIErrorResponses } from '../schemas.js';
 import { openSseStream } from '../sse.js';
 import { type CompleteRouteOptions, GENERATION_FAILURE_CODES } from './complete.js';
 
 export const OPENAI_COMPLETIONS_ERROR_CODES = [
-  'INVALID_JSON',
-  'INVALID_REQUEST',
-  'INVALID_UTF8',
-  'LONE_SURROGATE',
+  ...TEXT_BODY_ERROR_CODES,
   'CONTEXT_LENGTH_EXCEEDED',
-  'UNAUTHORIZED',
   'MODEL_NOT_FOUND',
-  'PAYLOAD_TOO_LARGE',
-  'UNSUPPORTED_MEDIA_TYPE',
-  'RATE_LIMITED',
-  'TOKENIZER_UNAVAILABLE',
   ...GENERATION_FAILURE_CODES,
 ] as const satisfies readonly ErrorCode[];
 

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ErrorCode } from '../../contract/errors.js';
 import type { PromptTokenizer } from '../../tokenizer/prompt-tokenizer.js';
-import { refuseUnreadableJsonBody } from '../json-body.js';
+import { refuseUnreadableJsonBody, TEXT_BODY_ERROR_CODES } from '../json-body.js';
 import {
   errorResponses,
   type TokenizeBody,
@@ -11,18 +11,11 @@ import {
 } from '../schemas.js';
 
 export const TOKENIZE_ERROR_CODES = [
-  'INVALID_JSON',
-  'INVALID_REQUEST',
-  'UNAUTHORIZED',
-  'INVALID_UTF8',
-  'LONE_SURROGATE',
-  'PAYLOAD_TOO_LARGE',
-  'UNSUPPORTED_MEDIA_TYPE',
-  'RATE_LIMITED',
+  ...TEXT_BODY_ERROR_CODES,
+  // The tokenizer pool's own refusals (prompt-tokenizer.ts), and anything unforeseen.
   'INTERNAL_ERROR',
   'QUEUE_FULL',
   'SHUTTING_DOWN',
-  'TOKENIZER_UNAVAILABLE',
 ] as const satisfies readonly ErrorCode[];
 
 export interface TokenizeRouteOptions {
